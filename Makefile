@@ -10,12 +10,13 @@ APT_PACKAGES := python3 python3-venv python3-pip python3-gi python3-pydbus \
 	python3-dbusmock python3-hatchling dbus libglib2.0-bin systemd
 # Extra packages for building the .deb and the boot test in systemd-nspawn.
 APT_PACKAGES_SYSTEM := dpkg-dev debhelper dh-python pybuild-plugin-pyproject \
-	python3-hatchling lintian systemd-container mmdebstrap man-db
+	python3-hatchling lintian systemd-container mmdebstrap man-db \
+	python3-pytest python3-hypothesis
 TEST_TOOLS := pytest==8.3.3 hypothesis==6.112.2 editables==0.5
 # Debian's own PATH: pyenv shims must not hijack pybuild or the system python.
 DEB_PATH := /usr/sbin:/usr/bin:/sbin:/bin
 
-.PHONY: deps deps-system venv demo test test-unit deb bench fuzz clean
+.PHONY: deps deps-system venv demo test test-unit deb test-system bench fuzz clean checkbox-venv
 
 # Install only what is missing; `apt-get update` first, since a fresh machine
 # has no package lists.
@@ -48,12 +49,26 @@ test: deps-system venv
 test-unit: venv
 	$(VENV)/bin/python -m pytest tests/unit
 
+# dpkg-buildpackage writes next to the source tree: move what it made to dist/,
+# then hold the package to lintian (no errors, no warnings).
 deb: deps-system
 	PATH=$(DEB_PATH) dpkg-buildpackage -us -uc -b
-	mkdir -p dist && mv ../resumed_*.deb ../resumed_*.buildinfo ../resumed_*.changes dist/ 2>/dev/null || true
+	mkdir -p dist
+	v=$$(dpkg-parsechangelog -S Version) && \
+		mv ../resumed_$${v}_all.deb ../resumed_$${v}_*.buildinfo ../resumed_$${v}_*.changes dist/ && \
+		PATH=$(DEB_PATH) lintian --fail-on error,warning dist/resumed_$${v}_*.changes
 
-bench: venv
-	$(VENV)/bin/python -m benchmarks.run
+# The boot-and-reboot test of the .deb in systemd-nspawn (tests/system).
+test-system: deps-system venv
+	PATH="$(CURDIR)/$(VENV)/bin:$(DEB_PATH)" $(VENV)/bin/python -m pytest tests/system
+
+# PlainBox's own code (checkbox-ng 1.18.1 from PyPI) in a venv outside the
+# repository, for the differential tests and the benchmarks.
+checkbox-venv:
+	tools/checkbox-venv.sh
+
+bench: venv checkbox-venv
+	$(VENV)/bin/python -m benchmarks.run $(BENCH_ARGS)
 
 fuzz: venv
 	RESUMED_FUZZ_EXAMPLES=100000 $(VENV)/bin/python -m pytest tests/unit -k fuzz -p no:cacheprovider

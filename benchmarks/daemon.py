@@ -1,0 +1,167 @@
+"""Run ``.venv/bin/resumed`` on a private bus with a NOTIFY_SOCKET, and time bus calls.
+
+The client uses Gio's ``call_sync`` and never unpacks replies, so the numbers
+are the daemon's round trips, not Python's unpacking.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from gi.repository import Gio, GLib
+
+from resumed.daemon.names import (
+    BUS_NAME,
+    MANAGER_INTERFACE,
+    PROPERTIES_INTERFACE,
+    ROOT_PATH,
+    SESSION_INTERFACE,
+)
+
+DAEMON = Path(sys.prefix) / "bin" / "resumed"
+READY_TIMEOUT = 120.0
+
+
+@contextmanager
+def private_bus() -> Iterator[str]:
+    """A private dbus-daemon (session config); yields its address."""
+    proc = subprocess.Popen(
+        ["dbus-daemon", "--config-file=/usr/share/dbus-1/session.conf",
+         "--print-address=1", "--nofork"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        yield proc.stdout.readline().strip()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@dataclass
+class Daemon:
+    """A running daemon, its bus connection and when it said READY=1."""
+
+    proc: subprocess.Popen[bytes]
+    conn: Gio.DBusConnection
+    ready_seconds: float
+
+    def call(self, path: str, interface: str, method: str,
+             params: GLib.Variant | None = None) -> GLib.Variant:
+        """One method call; the reply stays a GVariant (never unpacked)."""
+        return self.conn.call_sync(BUS_NAME, path, interface, method, params, None,
+                                   Gio.DBusCallFlags.NONE, 60_000, None)
+
+    def state(self) -> str:
+        """The Manager's ``State`` property."""
+        reply = self.call(ROOT_PATH, PROPERTIES_INTERFACE, "Get",
+                          GLib.Variant("(ss)", (MANAGER_INTERFACE, "State")))
+        return str(reply.unpack()[0])
+
+    def wait_state(self, wanted: str, timeout: float) -> float:
+        """Wait until ``State`` is ``wanted``; return the seconds waited."""
+        start = time.perf_counter()
+        while self.state() != wanted:
+            if time.perf_counter() - start > timeout:
+                raise TimeoutError(f"daemon State did not become {wanted!r} in {timeout} s")
+            time.sleep(0.05)
+        return time.perf_counter() - start
+
+    def session_path(self, session_id: str) -> str:
+        """The object path of a session (``GetSession``)."""
+        reply = self.call(ROOT_PATH, MANAGER_INTERFACE, "GetSession",
+                          GLib.Variant("(s)", (session_id,)))
+        return str(reply.unpack()[0])
+
+    def memory_kib(self) -> tuple[int, int]:
+        """(VmRSS, VmHWM) of the daemon in KiB."""
+        fields = {}
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = int(value.split()[0])
+        return fields["VmRSS"], fields["VmHWM"]
+
+
+@contextmanager
+def run_daemon(address: str, roots: list[Path], provider_dir: Path) -> Iterator[Daemon]:
+    """Start the daemon on ``address``; yields once it has sent READY=1."""
+    work = Path(tempfile.mkdtemp(prefix="resumed-bench-"))
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(work / "notify"))
+    config = work / "resumed.toml"
+    config.write_text("settle = false\n")
+    args = [str(DAEMON), "--config", str(config), "--bus", address,
+            "--provider-dir", str(provider_dir), "--state-dir", str(work / "state"),
+            "--log-level", "warning"]
+    for root in roots:
+        args += ["--session-root", str(root)]
+    env = dict(os.environ, NOTIFY_SOCKET=str(work / "notify"))
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL)
+    try:
+        notify.settimeout(READY_TIMEOUT)
+        while b"READY=1" not in notify.recv(65536).split(b"\n"):
+            pass
+        ready = time.perf_counter() - start
+        conn = Gio.DBusConnection.new_for_address_sync(
+            address,
+            Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT
+            | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
+            None, None)
+        yield Daemon(proc, conn, ready)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        notify.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    """(p50, p99) of ``samples``."""
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return statistics.median(ordered), p99
+
+
+def time_calls(call: Callable[[], object], count: int) -> list[float]:
+    """Seconds of each of ``count`` back-to-back calls."""
+    samples = []
+    for _ in range(count):
+        start = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def time_calls_while(call: Callable[[], object], busy: Callable[[], bool],
+                     limit: float) -> list[float]:
+    """Seconds of back-to-back calls made while ``busy()`` holds (at most ``limit`` s)."""
+    samples: list[float] = []
+    deadline = time.perf_counter() + limit
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - start)
+        if len(samples) % 20 == 0 and not busy():
+            break
+    return samples
+
+
+__all__ = ["SESSION_INTERFACE", "Daemon", "percentiles", "private_bus", "run_daemon",
+           "time_calls", "time_calls_while"]

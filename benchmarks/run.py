@@ -1,0 +1,274 @@
+"""Run the benchmark suite and print one table: ``python -m benchmarks.run [--quick]``.
+
+Everything is measured in one run on the same generated files (see
+``benchmarks.generate``): our resume against the floor (gunzip + json.loads of
+the same blob) and against PlainBox 1.18.1's own resume (in the reference venv
+built by ``tools/checkbox-venv.sh``), peek of 1,000 dormant sessions, and the
+daemon on a private bus. Times are medians of several runs. Loading providers
+is its own line, outside the timed resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks import generate
+
+REPO = Path(__file__).resolve().parents[1]
+PLAINBOX_INSPECT = REPO / "tests" / "differential" / "plainbox_inspect.py"
+VENV_SCRIPT = REPO / "tools" / "checkbox-venv.sh"
+SIZES = (50, 500, 10_000, 50_000)
+
+
+@dataclass
+class Row:
+    """One line of the table."""
+
+    name: str
+    value: str
+    target: str = ""
+    ok: bool | None = None
+
+
+def seconds(value: float) -> str:
+    """A duration for the table."""
+    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def median_time(func: Callable[[], object], runs: int) -> float:
+    """Median seconds of ``runs`` calls of ``func``."""
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        func()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def load_job_list(provider_dir: Path) -> tuple[list[Any], float]:
+    """Load the providers in ``provider_dir``; return (units, seconds)."""
+    from resumed.providers.loader import load_providers
+
+    start = time.perf_counter()
+    units = list(load_providers([provider_dir]).units)
+    return units, time.perf_counter() - start
+
+
+def floor(blob: bytes) -> None:
+    """The floor: gunzip + json.loads of the blob."""
+    json.loads(gzip.decompress(blob))
+
+
+def plainbox_python() -> Path | str:
+    """The reference venv's python, or the reason it cannot be had."""
+    proc = subprocess.run(["bash", str(VENV_SCRIPT)], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        return "checkbox-ng 1.18.1 unavailable: " + proc.stderr.strip().splitlines()[-1]
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def plainbox_resume(python: Path, data: generate.Dataset, runs: int) -> float | str:
+    """Median seconds of PlainBox's own resume of ``data`` (or why it failed)."""
+    proc = subprocess.run(
+        [str(python), str(PLAINBOX_INSPECT), "--time", str(runs),
+         "--provider-dir", str(data.provider_dir), str(data.session_dir)],
+        capture_output=True, text=True, check=False,
+    )
+    result = json.loads(proc.stdout) if proc.stdout else {"ok": False, "error": proc.stderr}
+    if not result["ok"]:
+        return f"PlainBox failed: {result['error']} {result.get('message', '')}"
+    return float(result["resume_seconds"])
+
+
+def resume_rows(quick: bool) -> Iterator[Row]:
+    """Our resume vs the floor and vs PlainBox 1.18.1, per session size."""
+    from resumed.session.resume import SessionResumeHelper
+
+    python = plainbox_python()
+    for n_jobs in SIZES:
+        data = generate.generate(n_jobs)
+        blob = data.blob
+        units, load_seconds = load_job_list(data.provider_dir)
+        yield Row(f"load providers ({len(units)} units, {n_jobs} jobs)", seconds(load_seconds))
+        runs = 3 if quick or n_jobs >= 50_000 else 7
+        location = str(data.session_dir)
+        ours = median_time(
+            lambda: SessionResumeHelper(units, None, location).resume(blob), runs)
+        base = median_time(lambda: floor(blob), runs)
+        size = f"{len(blob) / 1e6:.2f} MB gz"
+        ratio = ours / base
+        target, ok = "", None
+        if n_jobs >= 10_000:
+            target, ok = "≤2.5× floor", ratio <= 2.5
+        yield Row(f"resume {n_jobs} jobs ({size}), ours", seconds(ours),
+                  *(("≤0.5 s", ours <= 0.5) if n_jobs == 10_000 else ()))
+        yield Row(f"resume {n_jobs} jobs, floor (gunzip+json.loads)", seconds(base))
+        yield Row(f"resume {n_jobs} jobs, ours / floor", f"{ratio:.2f}×", target, ok)
+        yield from plainbox_rows(python, data, ours, quick)
+
+
+def plainbox_rows(python: Path | str, data: generate.Dataset, ours: float,
+                  quick: bool) -> Iterator[Row]:
+    """PlainBox 1.18.1's resume of the same file, and how much faster we are."""
+    name = f"resume {data.n_jobs} jobs, PlainBox 1.18.1"
+    if data.n_jobs >= 50_000:
+        yield Row(name, "skipped (hours: quadratic resume)")
+        return
+    if quick and data.n_jobs >= 10_000:
+        yield Row(name, "skipped in --quick (about 100 s)")
+        return
+    if isinstance(python, str):
+        yield Row(name, python)
+        return
+    theirs = plainbox_resume(python, data, 1 if data.n_jobs >= 10_000 else 5)
+    if isinstance(theirs, str):
+        yield Row(name, theirs)
+        return
+    yield Row(name, seconds(theirs))
+    target, ok = ("≥30×", theirs / ours >= 30) if data.n_jobs == 500 else ("", None)
+    yield Row(f"resume {data.n_jobs} jobs, PlainBox / ours", f"{theirs / ours:.0f}×", target, ok)
+
+
+def peek_rows(count: int) -> Iterator[Row]:
+    """Peek of ``count`` dormant 500-job sessions (read + peek each file)."""
+    from resumed.session.peek import SessionPeekHelper
+
+    root = generate.clone_sessions(generate.generate(500).session_dir,
+                                   generate.bench_dir() / f"root-{count}", count)
+    files = sorted(root.glob("*.session/session"))
+
+    def peek_all() -> None:
+        helper = SessionPeekHelper()
+        for path in files:
+            helper.peek(path.read_bytes())
+
+    total = median_time(peek_all, 3)
+    target = "≤1 s" if count == 1000 else ""
+    yield Row(f"peek {count} dormant sessions of 500 jobs (total)", seconds(total),
+              target, total <= 1.0 if target else None)
+
+
+def daemon_rows(quick: bool) -> Iterator[Row]:
+    """The daemon on a private bus: READY=1, RSS, ListSessions and GetJobResults."""
+    try:
+        from benchmarks import daemon
+        from resumed.daemon import app  # noqa: F401 (the daemon must be importable)
+    except ImportError as exc:
+        yield Row("daemon benchmarks", f"skipped: daemon not importable ({exc})")
+        return
+    if shutil.which("dbus-daemon") is None:
+        yield Row("daemon benchmarks", "skipped: no dbus-daemon (make deps)")
+        return
+    data = generate.generate(500)
+    big = generate.generate(10_000)
+    root100 = generate.clone_sessions(data.session_dir, generate.bench_dir() / "root-100", 100)
+    root1000 = generate.clone_sessions(data.session_dir, generate.bench_dir() / "root-1000", 1000)
+    with daemon.private_bus() as address:
+        with daemon.run_daemon(address, [root100], data.provider_dir) as d:
+            yield Row("daemon start to READY=1 (100 dormant 500-job sessions)",
+                      seconds(d.ready_seconds), "≤0.5 s", d.ready_seconds <= 0.5)
+            waited = d.wait_state("ready", 600)
+            yield Row("daemon READY=1 to all 100 resumed", seconds(waited))
+            rss, hwm = d.memory_kib()
+            yield Row("daemon RSS, 100 resumed 500-job sessions",
+                      f"{rss / 1024:.0f} MB (peak {hwm / 1024:.0f} MB)", "≤80 MB",
+                      rss / 1024 <= 80)
+        yield from bus_rows(daemon, address, root1000, big, quick)
+
+
+def bus_rows(daemon: Any, address: str, root: Path, big: generate.Dataset,
+             quick: bool) -> Iterator[Row]:
+    """ListSessions and GetJobResults round trips, idle and during a 10,000-job resume.
+
+    The daemon loads the 10,000-job provider, a superset of the 500-job one
+    (job definitions depend only on their index), so every session resumes.
+    """
+    from gi.repository import GLib
+
+    from resumed.daemon.names import MANAGER_INTERFACE, ROOT_PATH, SESSION_INTERFACE
+
+    extra = generate.bench_dir() / "root-extra"
+    shutil.rmtree(extra, ignore_errors=True)
+    extra.mkdir(parents=True)
+    count = 300 if quick else 2000
+    job = f"{generate.NAMESPACE}::bench/job-00001"
+    with daemon.run_daemon(address, [root, extra], big.provider_dir) as d:
+        d.wait_state("ready", 1800)
+        session = d.session_path("bench-00000")
+
+        def list_sessions() -> object:
+            return d.call(ROOT_PATH, MANAGER_INTERFACE, "ListSessions")
+
+        def job_results() -> object:
+            return d.call(session, SESSION_INTERFACE, "GetJobResults",
+                          GLib.Variant("(s)", (job,)))
+
+        for name, call in (("ListSessions", list_sessions), ("GetJobResults", job_results)):
+            p50, p99 = daemon.percentiles(daemon.time_calls(call, count))
+            ok = p50 <= 0.002 if name == "ListSessions" else None
+            yield Row(f"{name}, 1000 sessions, idle, p50 / p99",
+                      f"{seconds(p50)} / {seconds(p99)}", "p50 ≤2 ms" if ok is not None else "", ok)
+        shutil.copytree(big.session_dir, extra / "big.session")
+        d.call(ROOT_PATH, MANAGER_INTERFACE, "Rescan")
+        for name, call in (("ListSessions", list_sessions), ("GetJobResults", job_results)):
+            samples = daemon.time_calls_while(call, lambda: d.state() != "ready", 120)
+            p50, p99 = daemon.percentiles(samples)
+            ok = p99 <= 0.3 if name == "ListSessions" else None
+            yield Row(f"{name} during a 10000-job resume, p50 / p99 ({len(samples)} calls)",
+                      f"{seconds(p50)} / {seconds(p99)}", "p99 ≤300 ms" if ok is not None else "",
+                      ok)
+
+
+def render(rows: list[Row]) -> str:
+    """The table as Markdown."""
+    lines = ["| benchmark | result | target | |", "|---|---|---|---|"]
+    for row in rows:
+        mark = "" if row.ok is None else ("ok" if row.ok else "MISSED")
+        lines.append(f"| {row.name} | {row.value} | {row.target} | {mark} |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    """A one-line description of this machine."""
+    cpu = next((line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return (f"{platform.node()}, {os.cpu_count()} cores ({cpu}), "
+            f"Python {platform.python_version()}, {platform.platform()}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every benchmark and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer runs, skip PlainBox 10,000")
+    parser.add_argument("--only", choices=("resume", "peek", "daemon"), action="append")
+    args = parser.parse_args(argv)
+    sections = args.only or ["resume", "peek", "daemon"]
+    rows: list[Row] = []
+    for section in sections:
+        produce = {"resume": lambda: resume_rows(args.quick),
+                   "peek": lambda: peek_rows(1000),
+                   "daemon": lambda: daemon_rows(args.quick)}[section]
+        for row in produce():
+            rows.append(row)
+            print(f"  {row.name}: {row.value}", file=sys.stderr, flush=True)
+    print(f"{time.strftime('%Y-%m-%d')}, {machine()}\n")
+    print(render(rows))
+    return 0 if all(row.ok is not False for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

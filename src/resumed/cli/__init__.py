@@ -1,0 +1,1 @@
+"""resumectl: inspect sessions offline, or query the resumed daemon over D-Bus."""

@@ -1,0 +1,1 @@
+"""The resumed daemon: composition root, D-Bus adapter, notifier, watchers, sleep."""

@@ -1,0 +1,493 @@
+"""The composition root: builds every collaborator of the daemon and runs it.
+
+Start-up order (SPEC §4): config -> providers -> peek the session roots (at
+most 5 s) -> export objects -> request the name (no replacement) -> READY=1 ->
+resume in the background with STATUS= progress -> STATUS= summary.
+
+Threads: the GLib main loop answers the bus, pings the watchdog and receives
+watcher events and signals; one worker thread does everything that touches
+the disk (scans, resumes, provider reloads) and hands a snapshot of what to
+publish back to the main loop. The registry is thread-safe and never holds its
+lock during a peek, a resume or a write, so bus calls never wait for a resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydbus
+from gi.repository import Gio, GLib
+
+from resumed import __version__
+from resumed.bootinfo import BootInfo, read_boot_info
+from resumed.config import Config, ConfigError, load_config
+from resumed.daemon import names
+from resumed.daemon.bus import BusAdapter
+from resumed.daemon.notify import Notifier, watchdog_interval_seconds
+from resumed.daemon.sleep import SleepInhibitor
+from resumed.daemon.watch import Watcher
+from resumed.providers import ProviderSet, default_provider_dirs, load_providers
+from resumed.registry import Change, DiscardRecord, Registry, SessionRecord
+
+logger = logging.getLogger(__name__)
+
+#: How long start-up may peek the session roots before READY=1 (SPEC §4).
+STARTUP_SCAN_SECONDS = 5.0
+#: How long SIGTERM waits for the worker to finish the session it is resuming.
+STOP_JOIN_SECONDS = 10.0
+
+
+class StartupError(Exception):
+    """The daemon cannot start (bad config, bus unavailable, name taken)."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the command line asked for (``None``/empty: not given)."""
+
+    config_path: Path | None
+    overrides: Mapping[str, object]
+    bus: str = "system"
+
+
+@dataclass
+class _Work:
+    """What the worker has been asked to do, coalesced."""
+
+    reload: bool = False
+    full_scan: bool = False
+    providers: bool = False
+    resume: bool = False
+    paths: set[Path] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return (self.reload or self.full_scan or self.providers or self.resume
+                or bool(self.paths))
+
+
+def connect_bus(spec: str) -> Any:
+    """Return a pydbus bus for ``system``, ``session`` or a D-Bus address."""
+    if spec == "system":
+        return pydbus.SystemBus()
+    if spec == "session":
+        return pydbus.SessionBus()
+    return pydbus.connect(spec)
+
+
+def resolve_provider_dirs(config: Config, environ: Mapping[str, str]) -> list[Path]:
+    """Return the provider directories of ``config`` (default search when unset)."""
+    if config.provider_dirs is not None:
+        return list(config.provider_dirs)
+    return list(default_provider_dirs(environ))
+
+
+def watched_provider_paths(provider_dirs: Sequence[Path], providers: ProviderSet) -> list[Path]:
+    """Return the provider directories plus every units directory they use."""
+    paths = list(provider_dirs)
+    for unit_file in providers.unit_files:
+        if unit_file.parent not in paths:
+            paths.append(unit_file.parent)
+    return paths
+
+
+def summary(sessions: Sequence[SessionRecord], discarded: Sequence[DiscardRecord]) -> str:
+    """Return the one-line STATUS= summary of what is published."""
+    counts: dict[str, int] = {}
+    for record in sessions:
+        counts[record.state] = counts.get(record.state, 0) + 1
+    states = ", ".join(f"{counts[s]} {s}" for s in ("resumed", "pending", "complete") if s in counts)
+    return f"{len(sessions)} sessions ({states or 'none'}), {len(discarded)} discarded"
+
+
+class Daemon:
+    """The running daemon: owns the registry, the bus adapter and the helpers."""
+
+    def __init__(self, options: Options, environ: Mapping[str, str] | None = None) -> None:
+        """Build config, providers and the registry; raise StartupError when impossible."""
+        self._options = options
+        self._environ = dict(os.environ if environ is None else environ)
+        self.notifier = Notifier(self._environ)
+        self.config = self._load_config()
+        self.provider_dirs = resolve_provider_dirs(self.config, self._environ)
+        self.providers = load_providers(self.provider_dirs)
+        self.boot = self._boot_info()
+        self.registry = Registry(self.config, self.providers, self.boot)
+        self._work = _Work()
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._worker: threading.Thread | None = None
+        self._snapshot: tuple[Any, ...] | None = None
+        self._loop = GLib.MainLoop()
+        self._bus: Any = None
+        self._name_owner: Any = None
+        self.adapter: BusAdapter | None = None
+        self.watcher: Watcher | None = None
+        self.inhibitor: SleepInhibitor | None = None
+        self._timers: list[int] = []
+        self._rescan_timer: int | None = None
+        self.exit_code = 0
+
+    def _load_config(self) -> Config:
+        """Load the config from the options; ConfigError becomes StartupError."""
+        try:
+            return load_config(self._options.config_path, self._options.overrides, self._environ)
+        except ConfigError as exc:
+            raise StartupError(f"Invalid configuration: {exc}") from exc
+
+    @staticmethod
+    def _boot_info() -> BootInfo:
+        """Read this boot's id and time."""
+        try:
+            return read_boot_info()
+        except (OSError, ValueError) as exc:
+            raise StartupError(f"Cannot read the boot id and time: {exc}") from exc
+
+    # -- start / run / stop --------------------------------------------------
+
+    def run(self) -> int:
+        """Start, run the main loop until SIGTERM, stop; return the exit status."""
+        self._log_changes(self.registry.scan(deadline=time.monotonic() + STARTUP_SCAN_SECONDS))
+        scan_incomplete = not self.registry.scan_complete
+        self._start_bus()
+        self._start_helpers()
+        self._set_state("scanning")
+        self.notifier.ready(summary(self.registry.list_sessions(), self.registry.list_discarded()))
+        logger.info("resumed %s ready on %s", __version__, self._options.bus)
+        self._worker = threading.Thread(target=self._work_loop, name="resume-worker", daemon=True)
+        self._worker.start()
+        self._submit(full_scan=scan_incomplete, resume=True)
+        self._loop.run()
+        return self.exit_code
+
+    def _start_bus(self) -> None:
+        """Connect, export the objects, then take the name (no replacement)."""
+        try:
+            self._bus = connect_bus(self._options.bus)
+        except GLib.Error as exc:
+            raise StartupError(f"Cannot connect to the {self._options.bus} bus: {exc.message}") from exc
+        connection: Gio.DBusConnection = self._bus.con
+        connection.set_exit_on_close(False)
+        connection.connect("closed", self._on_bus_closed)
+        self.adapter = BusAdapter(connection, self)
+        self.adapter.export()
+        self.adapter.set_configuration(self.config.session_roots, self.provider_dirs)
+        self.adapter.publish(self.registry.list_sessions(), self.registry.list_discarded())
+        try:
+            self._name_owner = self._bus.request_name(names.BUS_NAME, allow_replacement=False)
+        except (RuntimeError, GLib.Error) as exc:
+            raise StartupError(f"Cannot own {names.BUS_NAME}: {exc}") from exc
+
+    def _start_helpers(self) -> None:
+        """Watchers, sleep inhibitor, timers and signal handlers."""
+        self.watcher = Watcher(
+            self.config.debounce,
+            on_sessions=lambda paths: self._submit(paths=paths),
+            on_providers=lambda: self._submit(providers=True),
+            on_layout=self._on_layout_changed)
+        self._watch()
+        self.inhibitor = SleepInhibitor(self._bus.con, self.persist, self._after_wake)
+        self.inhibitor.start()
+        interval = watchdog_interval_seconds(self._environ, os.getpid())
+        if interval is not None:
+            self.notifier.watchdog()
+            self._timers.append(GLib.timeout_add(max(1, int(interval * 1000)), self._ping))
+        self._arm_rescan_timer()
+        for signum, handler in ((signal.SIGTERM, self.stop), (signal.SIGINT, self.stop),
+                                (signal.SIGHUP, self.reload)):
+            self._timers.append(GLib.unix_signal_add(GLib.PRIORITY_HIGH, signum,
+                                                     self._signal_handler(handler)))
+
+    @staticmethod
+    def _signal_handler(handler: Any) -> Any:
+        """Wrap ``handler`` as a GLib source callback that stays installed."""
+        def callback() -> bool:
+            handler()
+            return True
+        return callback
+
+    def _arm_rescan_timer(self) -> None:
+        """(Re)start the periodic full rescan."""
+        if self._rescan_timer is not None:
+            GLib.source_remove(self._rescan_timer)
+        self._rescan_timer = GLib.timeout_add(
+            int(self.config.rescan_interval * 1000), self._periodic_rescan)
+
+    def _watch(self) -> None:
+        """(Re)schedule the filesystem watches."""
+        assert self.watcher is not None
+        self.watcher.watch(self.config.session_roots,
+                           watched_provider_paths(self.provider_dirs, self.providers))
+
+    def stop(self) -> None:
+        """SIGTERM: STOPPING=1, stop the worker, persist, clean exit."""
+        if self._stopping:
+            return
+        logger.info("Stopping")
+        self.notifier.stopping()
+        self._set_state("stopping")
+        with self._wake:
+            self._stopping = True
+            self._wake.notify_all()
+        if self._worker is not None:
+            self._worker.join(STOP_JOIN_SECONDS)
+            if self._worker.is_alive():
+                logger.warning("The resume worker did not stop within %gs", STOP_JOIN_SECONDS)
+        if self.watcher is not None:
+            self.watcher.stop()
+        self.persist()
+        if self.inhibitor is not None:
+            self.inhibitor.stop()
+        for source in [*self._timers, self._rescan_timer]:
+            if source is not None:
+                GLib.source_remove(source)
+        self._timers.clear()
+        self._rescan_timer = None
+        if self._name_owner is not None:
+            self._name_owner.unown()
+        if self.adapter is not None:
+            self.adapter.unexport()
+        self._loop.quit()
+
+    def persist(self) -> None:
+        """Write the registry's state (before sleep and at exit)."""
+        self.registry.persist()
+
+    def reload(self) -> None:
+        """SIGHUP: RELOADING=1, reload config and providers, rescan, READY=1 (in the worker)."""
+        if self._stopping:
+            return
+        logger.info("Reloading")
+        self.notifier.reloading()
+        self._set_state("reloading")
+        self._submit(reload=True)
+
+    # -- main-loop callbacks ---------------------------------------------------
+
+    def _ping(self) -> bool:
+        """Watchdog ping from the main loop."""
+        self.notifier.watchdog()
+        return True
+
+    def _periodic_rescan(self) -> bool:
+        """Full rescan and provider change check, every ``rescan_interval``."""
+        self._submit(full_scan=True, providers=True)
+        return True
+
+    def _after_wake(self) -> None:
+        """Rescan fully after wake-up from sleep."""
+        self._submit(full_scan=True)
+
+    def _on_layout_changed(self) -> None:
+        """A missing root or provider directory may exist now: re-watch and rescan."""
+        self._watch()
+        self._submit(full_scan=True, providers=True)
+
+    def _on_bus_closed(self, *_args: Any) -> None:
+        """The bus went away: nothing can be published any more, so exit with failure."""
+        if not self._stopping:
+            logger.error("Lost the connection to the bus")
+            self.exit_code = 1
+            self.stop()
+
+    def request_rescan(self) -> None:
+        """Bus ``Rescan``: schedule a full rescan and return at once."""
+        self._set_state("scanning")
+        self._submit(full_scan=True)
+
+    def job_results(self, session_id: str, job_id: str) -> list[dict[str, Any]]:
+        """Bus ``GetJobResults``: the result history from the registry."""
+        return self.registry.job_results(session_id, job_id)
+
+    def _set_state(self, state: str) -> None:
+        """Publish the Manager ``State`` (main loop only)."""
+        if self.adapter is not None and (not self._stopping or state == "stopping"):
+            self.adapter.set_state(state)
+
+    def _set_state_idle(self, state: str) -> bool:
+        """Idle callback: publish ``state`` unless reloading (which ends with READY)."""
+        if self.adapter is not None and self.adapter.state != "reloading":
+            self._set_state(state)
+        return False
+
+    def _publish(self, sessions: list[SessionRecord], discarded: list[DiscardRecord],
+                 state: str | None, status: str | None, ready: bool) -> bool:
+        """Publish a worker snapshot (idle callback on the main loop)."""
+        if self.adapter is None or self._stopping:
+            return False
+        self.adapter.publish(sessions, discarded)
+        if state is not None and self.adapter.state != "reloading":
+            self._set_state(state)
+        if ready:
+            self._set_state(state or "scanning")
+            self.notifier.ready(status)
+        elif status is not None:
+            self.notifier.status(status)
+        return False
+
+    # -- worker ----------------------------------------------------------------
+
+    def _submit(self, *, reload: bool = False, full_scan: bool = False, providers: bool = False,
+                resume: bool = False, paths: set[Path] | None = None) -> None:
+        """Ask the worker to do something (coalesced with what is pending).
+
+        Whatever it does, the worker then resumes the sessions left pending.
+        """
+        with self._wake:
+            self._work.resume |= resume
+            self._work.reload |= reload
+            self._work.full_scan |= full_scan
+            self._work.providers |= providers
+            self._work.paths |= set(paths or ())
+            self._wake.notify_all()
+
+    def _take_work(self, block: bool) -> _Work | None:
+        """Return the pending work (waiting for some when ``block``), None when stopping."""
+        with self._wake:
+            while block and not self._work and not self._stopping:
+                self._wake.wait()
+            if self._stopping:
+                return None
+            work, self._work = self._work, _Work()
+            return work
+
+    def _has_work(self) -> bool:
+        """True when new work or a stop request arrived."""
+        with self._wake:
+            return bool(self._work) or self._stopping
+
+    def _work_loop(self) -> None:
+        """Worker thread: scans, provider reloads and resumes, one at a time."""
+        while True:
+            work = self._take_work(block=True)
+            if work is None:
+                return
+            GLib.idle_add(self._set_state_idle, "scanning")
+            try:
+                self._do(work)
+                if not self._has_work():
+                    self._resume_pending()
+            except Exception:  # noqa: BLE001 (one bad session never stops the daemon)
+                logger.exception("Unexpected error in the resume worker")
+            if not self._has_work():
+                self._post(state="ready", status=self._summary())
+
+    def _do(self, work: _Work) -> None:
+        """Run one batch of coalesced work."""
+        if work.reload:
+            self._reload_in_worker()
+            return
+        if work.providers:
+            self._reload_providers(force=False)
+        if work.full_scan:
+            self._run(lambda: self.registry.scan())
+        elif work.paths:
+            self._run(lambda: self.registry.rescan_paths(sorted(work.paths)))
+
+    def _reload_in_worker(self) -> None:
+        """Reload config (a bad one keeps the old), providers, rescan, then READY=1."""
+        try:
+            config = load_config(self._options.config_path, self._options.overrides,
+                                 self._environ)
+        except ConfigError as exc:
+            logger.error("Keeping the old configuration: %s", exc)
+            config = self.config
+        if config != self.config:
+            self.config = config
+            self.provider_dirs = resolve_provider_dirs(config, self._environ)
+            self.registry.set_config(config)
+            GLib.idle_add(self._after_config_change)
+        self._reload_providers(force=True)
+        self._run(lambda: self.registry.scan())
+        self._post(state="scanning", status="Reloaded: " + self._summary(), ready=True)
+
+    def _after_config_change(self) -> bool:
+        """Main loop: re-watch, re-arm timers and republish the configuration."""
+        if self.adapter is not None:
+            self.adapter.set_configuration(self.config.session_roots, self.provider_dirs)
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = Watcher(
+                self.config.debounce,
+                on_sessions=lambda paths: self._submit(paths=paths),
+                on_providers=lambda: self._submit(providers=True),
+                on_layout=self._on_layout_changed)
+            self._watch()
+        self._arm_rescan_timer()
+        return False
+
+    def _reload_providers(self, force: bool) -> None:
+        """Load the providers again; hand them to the registry if their files changed."""
+        providers = load_providers(self.provider_dirs)
+        if not force and providers.unit_files == self.providers.unit_files:
+            return
+        logger.info("Providers changed; re-checking sessions")
+        self.providers = providers
+        self._run(lambda: self.registry.set_providers(providers))
+        GLib.idle_add(self._rewatch)
+
+    def _rewatch(self) -> bool:
+        """Main loop: re-schedule watches (units directories may have changed)."""
+        if self.watcher is not None and not self._stopping:
+            self._watch()
+        return False
+
+    def _resume_pending(self) -> None:
+        """Resume pending sessions one by one, with STATUS= progress."""
+        pending = self.registry.pending_ids()
+        for index, session_id in enumerate(pending, start=1):
+            if self._has_work():
+                return
+            self._post(state="scanning", status=f"Resuming sessions: {index}/{len(pending)}")
+            self._run(lambda sid=session_id: self.registry.resume_one(sid))
+
+    def _run(self, action: Any) -> None:
+        """Run a registry action, log its changes, publish a snapshot."""
+        self._log_changes(action())
+        self._post()
+
+    def _post(self, state: str | None = None, status: str | None = None,
+              ready: bool = False) -> None:
+        """Hand a snapshot (and a state/status update) to the main loop.
+
+        Only the worker changes the registry, so its two lists agree here.
+        Snapshots not yet published are replaced by newer ones, so a busy
+        worker never floods the main loop; status, state and READY are kept.
+        """
+        sessions = self.registry.list_sessions()
+        discarded = self.registry.list_discarded()
+        with self._wake:
+            previous = self._snapshot
+            self._snapshot = (
+                sessions, discarded,
+                state if state is not None or previous is None else previous[2],
+                status if status is not None or previous is None else previous[3],
+                ready or bool(previous and previous[4]))
+        schedule = previous is None
+        if schedule:
+            GLib.idle_add(self._publish_latest)
+
+    def _publish_latest(self) -> bool:
+        """Idle callback: publish the newest snapshot the worker left."""
+        with self._wake:
+            snapshot, self._snapshot = self._snapshot, None
+        if snapshot is not None:
+            self._publish(*snapshot)
+        return False
+
+    def _summary(self) -> str:
+        """Summary of what the registry holds."""
+        return summary(self.registry.list_sessions(), self.registry.list_discarded())
+
+    @staticmethod
+    def _log_changes(changes: Sequence[Change]) -> None:
+        """Log each change at info level."""
+        for change in changes:
+            logger.info("Session %s: %s", change.session_id, change.kind)

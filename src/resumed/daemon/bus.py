@@ -1,0 +1,363 @@
+"""The D-Bus adapter: exports the manager and session objects, converts types, forwards.
+
+Objects are registered through the Gio connection directly (not pydbus's
+``publish``) so that every failed call is answered with a name from
+:mod:`resumed.daemon.errors` and no traceback. The interfaces come from
+``dbus/org.resumed.Resume1.xml``. Reply values are built once per published
+change, so ``ListSessions`` costs the same whatever the daemon is doing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from gi.repository import Gio, GLib
+
+from resumed import __version__
+from resumed.daemon import names
+from resumed.daemon.errors import AccessDeniedError, dbus_error_for
+from resumed.registry import DiscardRecord, NoSuchSessionError, SessionRecord
+
+logger = logging.getLogger(__name__)
+
+#: Session property name -> (SessionRecord attribute, D-Bus signature).
+SESSION_PROPERTIES: dict[str, tuple[str, str]] = {
+    "Id": ("id", "s"),
+    "Title": ("title", "s"),
+    "AppId": ("app_id", "s"),
+    "Flags": ("flags", "as"),
+    "FormatVersion": ("format_version", "u"),
+    "State": ("state", "s"),
+    "Location": ("location", "s"),
+    "RunningJob": ("running_job", "s"),
+    "LastJobStartTime": ("last_job_start_time", "d"),
+    "RemainingTodoJobs": ("remaining_todo_jobs", "b"),
+    "InterruptedJobOutcome": ("interrupted_job_outcome", "s"),
+    "SettleError": ("settle_error", "s"),
+    "DesiredJobs": ("desired_jobs", "as"),
+    "MandatoryJobs": ("mandatory_jobs", "as"),
+    "RunList": ("run_list", "as"),
+    "DiscardedJobs": ("discarded_jobs", "as"),
+    "JobCount": ("job_count", "u"),
+    "DoneCount": ("done_count", "u"),
+    "Outcomes": ("outcomes", "a{ss}"),
+}
+
+#: GetJobResults keys -> D-Bus signature (a key whose value is None is omitted).
+JOB_RESULT_TYPES: dict[str, str] = {
+    "outcome": "s",
+    "comments": "s",
+    "return_code": "x",
+    "execution_duration": "d",
+    "io_log_records": "u",
+}
+
+ROOT_UID = 0
+
+
+class Backend(Protocol):
+    """What the adapter forwards to (implemented by the composition root)."""
+
+    def request_rescan(self) -> None:
+        """Schedule a full rescan and return at once."""
+
+    def job_results(self, session_id: str, job_id: str) -> list[dict[str, Any]]:
+        """Return a job's result history (raises the registry's errors)."""
+
+
+def _plain(value: Any, signature: str) -> Any:
+    """Return ``value`` in the Python shape GLib.Variant wants for ``signature``."""
+    if signature == "s":
+        return "" if value is None else str(value)
+    if signature == "as":
+        items = sorted(value) if isinstance(value, set | frozenset) else list(value or ())
+        return [str(item) for item in items]
+    if signature == "a{ss}":
+        return {str(k): str(v) for k, v in dict(value or {}).items()}
+    if signature == "b":
+        return bool(value)
+    if signature == "d":
+        return float(value or 0.0)
+    return int(value or 0)
+
+
+def session_properties(record: SessionRecord) -> dict[str, GLib.Variant]:
+    """Return every Session property of ``record`` as variants."""
+    return {
+        name: GLib.Variant(signature, _plain(getattr(record, attribute), signature))
+        for name, (attribute, signature) in SESSION_PROPERTIES.items()
+    }
+
+
+def job_results_variant(results: Iterable[dict[str, Any]]) -> GLib.Variant:
+    """Return the ``(aa{sv})`` reply of GetJobResults."""
+    history = [
+        {key: GLib.Variant(signature, _plain(entry[key], signature))
+         for key, signature in JOB_RESULT_TYPES.items() if entry.get(key) is not None}
+        for entry in results
+    ]
+    return GLib.Variant("(aa{sv})", (history,))
+
+
+@dataclass
+class _Published:
+    """One exported session: its record, property variants and registration ids."""
+
+    record: SessionRecord
+    path: str
+    properties: dict[str, GLib.Variant]
+    registration: int
+
+
+class BusAdapter:
+    """Exports ``/org/resumed/Resume1`` and one object per published session."""
+
+    def __init__(self, connection: Gio.DBusConnection, backend: Backend,
+                 xml_path: Path | None = None) -> None:
+        """Load the interface XML; nothing is exported until :meth:`export`."""
+        text = (xml_path or names.interface_xml_path()).read_text(encoding="utf-8")
+        node = Gio.DBusNodeInfo.new_for_xml(text)
+        self._manager_info = node.lookup_interface(names.MANAGER_INTERFACE)
+        self._object_manager_info = node.lookup_interface(names.OBJECT_MANAGER_INTERFACE)
+        self._session_info = node.lookup_interface(names.SESSION_INTERFACE)
+        self._connection = connection
+        self._backend = backend
+        self._root_registrations: list[int] = []
+        self._sessions: dict[str, _Published] = {}
+        self._discarded: list[DiscardRecord] = []
+        self._manager: dict[str, GLib.Variant] = {
+            "Version": GLib.Variant("s", __version__),
+            "State": GLib.Variant("s", "starting"),
+            "SessionRoots": GLib.Variant("as", []),
+            "ProviderDirs": GLib.Variant("as", []),
+            "Sessions": GLib.Variant("ao", []),
+            "DiscardedCount": GLib.Variant("u", 0),
+        }
+        self._list_sessions_reply = GLib.Variant("(a(sossss))", ([],))
+        self._list_discarded_reply = GLib.Variant("(a(ssssas))", ([],))
+
+    # -- export --------------------------------------------------------------
+
+    def export(self) -> None:
+        """Register the root object (call before requesting the bus name)."""
+        for info in (self._manager_info, self._object_manager_info):
+            self._root_registrations.append(self._connection.register_object(
+                names.ROOT_PATH, info, self._on_root_call, None, None))
+
+    def unexport(self) -> None:
+        """Unregister every object."""
+        for published in self._sessions.values():
+            self._connection.unregister_object(published.registration)
+        self._sessions.clear()
+        for registration in self._root_registrations:
+            self._connection.unregister_object(registration)
+        self._root_registrations.clear()
+
+    # -- manager properties --------------------------------------------------
+
+    def set_state(self, state: str) -> None:
+        """Publish the Manager's ``State``."""
+        self._set_manager_properties({"State": GLib.Variant("s", state)})
+
+    @property
+    def state(self) -> str:
+        """The published Manager ``State``."""
+        return str(self._manager["State"].unpack())
+
+    def set_configuration(self, session_roots: Sequence[Path], provider_dirs: Sequence[Path]) -> None:
+        """Publish ``SessionRoots`` and ``ProviderDirs``."""
+        self._set_manager_properties({
+            "SessionRoots": GLib.Variant("as", [str(p) for p in session_roots]),
+            "ProviderDirs": GLib.Variant("as", [str(p) for p in provider_dirs]),
+        })
+
+    def _set_manager_properties(self, values: dict[str, GLib.Variant]) -> None:
+        """Store ``values`` and emit PropertiesChanged for those that changed."""
+        changed = {k: v for k, v in values.items() if not self._manager[k].equal(v)}
+        if not changed:
+            return
+        self._manager.update(changed)
+        self._emit_properties_changed(names.ROOT_PATH, names.MANAGER_INTERFACE, changed)
+
+    # -- publishing what the registry says ----------------------------------
+
+    def publish(self, sessions: Sequence[SessionRecord], discarded: Sequence[DiscardRecord]) -> None:
+        """Make the exported objects match ``sessions`` and ``discarded`` (newest first).
+
+        Emits SessionRemoved/InterfacesRemoved, SessionAdded/InterfacesAdded,
+        PropertiesChanged and SessionDiscarded for what differs from before.
+        """
+        wanted = {record.id: record for record in sessions}
+        for session_id in [sid for sid in self._sessions if sid not in wanted]:
+            self._remove_session(session_id)
+        old_discarded = {(d.id, d.reason) for d in self._discarded}
+        for record in sessions:
+            published = self._sessions.get(record.id)
+            if published is None:
+                self._add_session(record)
+            elif published.record != record:
+                self._update_session(published, record)
+        self._discarded = list(discarded)
+        for entry in self._discarded:
+            if (entry.id, entry.reason) not in old_discarded:
+                self._emit_manager_signal("SessionDiscarded", GLib.Variant(
+                    "(sss)", (_plain(entry.id, "s"), _plain(entry.reason, "s"),
+                              _plain(entry.message, "s"))))
+        self._list_sessions_reply = GLib.Variant("(a(sossss))", ([
+            (_plain(r.id, "s"), self._sessions[r.id].path, _plain(r.state, "s"),
+             _plain(r.title, "s"), _plain(r.app_id, "s"), _plain(r.running_job, "s"))
+            for r in sessions],))
+        self._list_discarded_reply = GLib.Variant("(a(ssssas))", ([
+            (_plain(d.id, "s"), _plain(d.reason, "s"), _plain(d.message, "s"),
+             _plain(d.location, "s"), _plain(d.job_ids, "as"))
+            for d in self._discarded],))
+        self._set_manager_properties({
+            "Sessions": GLib.Variant("ao", [self._sessions[r.id].path for r in sessions]),
+            "DiscardedCount": GLib.Variant("u", len(self._discarded)),
+        })
+
+    def _add_session(self, record: SessionRecord) -> None:
+        """Export a new session object and announce it."""
+        path = names.session_object_path(record.id)
+        session_id = record.id
+        registration = self._connection.register_object(
+            path, self._session_info,
+            lambda *args: self._on_session_call(session_id, *args), None, None)
+        published = _Published(record, path, session_properties(record), registration)
+        self._sessions[record.id] = published
+        self._emit(names.ROOT_PATH, names.OBJECT_MANAGER_INTERFACE, "InterfacesAdded",
+                   GLib.Variant("(oa{sa{sv}})",
+                                (path, {names.SESSION_INTERFACE: published.properties})))
+        self._emit_manager_signal("SessionAdded", GLib.Variant("(so)", (record.id, path)))
+
+    def _update_session(self, published: _Published, record: SessionRecord) -> None:
+        """Store a changed record and emit PropertiesChanged for what changed."""
+        properties = session_properties(record)
+        changed = {k: v for k, v in properties.items() if not published.properties[k].equal(v)}
+        published.record = record
+        published.properties = properties
+        if changed:
+            self._emit_properties_changed(published.path, names.SESSION_INTERFACE, changed)
+
+    def _remove_session(self, session_id: str) -> None:
+        """Unexport a session object and announce it."""
+        published = self._sessions.pop(session_id)
+        self._connection.unregister_object(published.registration)
+        self._emit(names.ROOT_PATH, names.OBJECT_MANAGER_INTERFACE, "InterfacesRemoved",
+                   GLib.Variant("(oas)", (published.path, [names.SESSION_INTERFACE])))
+        self._emit_manager_signal("SessionRemoved",
+                                  GLib.Variant("(so)", (session_id, published.path)))
+
+    # -- signals -------------------------------------------------------------
+
+    def _emit(self, path: str, interface: str, member: str, args: GLib.Variant) -> None:
+        """Emit one signal; a closed connection is logged, not raised."""
+        try:
+            self._connection.emit_signal(None, path, interface, member, args)
+        except GLib.Error as exc:
+            logger.warning("Cannot emit %s.%s: %s", interface, member, exc.message)
+
+    def _emit_manager_signal(self, member: str, args: GLib.Variant) -> None:
+        """Emit a Manager signal from the root object."""
+        self._emit(names.ROOT_PATH, names.MANAGER_INTERFACE, member, args)
+
+    def _emit_properties_changed(self, path: str, interface: str,
+                                 changed: dict[str, GLib.Variant]) -> None:
+        """Emit org.freedesktop.DBus.Properties.PropertiesChanged."""
+        self._emit(path, names.PROPERTIES_INTERFACE, "PropertiesChanged",
+                   GLib.Variant("(sa{sv}as)", (interface, changed, [])))
+
+    # -- calls ---------------------------------------------------------------
+
+    def _answer(self, invocation: Gio.DBusMethodInvocation, method: str,
+                handler: Callable[[], GLib.Variant | None]) -> None:
+        """Run ``handler`` and answer ``invocation`` with its value or a mapped error."""
+        try:
+            reply = handler()
+        except Exception as exc:  # noqa: BLE001 (every error is answered, none escapes)
+            name, message = dbus_error_for(exc, method)
+            invocation.return_dbus_error(name, message)
+            return
+        invocation.return_value(reply)
+
+    def _on_root_call(self, _connection: Gio.DBusConnection, sender: str, _path: str,
+                      interface: str, method: str, parameters: GLib.Variant,
+                      invocation: Gio.DBusMethodInvocation) -> None:
+        """Dispatch a call on the root object."""
+        handlers: dict[tuple[str, str], Callable[[], GLib.Variant | None]] = {
+            (names.MANAGER_INTERFACE, "ListSessions"): lambda: self._list_sessions_reply,
+            (names.MANAGER_INTERFACE, "ListDiscarded"): lambda: self._list_discarded_reply,
+            (names.MANAGER_INTERFACE, "GetSession"): lambda: self._get_session(*parameters.unpack()),
+            (names.MANAGER_INTERFACE, "Rescan"): lambda: self._rescan(sender),
+            (names.OBJECT_MANAGER_INTERFACE, "GetManagedObjects"): self._managed_objects,
+            (names.PROPERTIES_INTERFACE, "Get"): lambda: self._get(self._manager, parameters),
+            (names.PROPERTIES_INTERFACE, "GetAll"): lambda: self._get_all(self._manager, parameters),
+        }
+        self._dispatch(handlers, interface, method, invocation)
+
+    def _on_session_call(self, session_id: str, _connection: Gio.DBusConnection, _sender: str,
+                         _path: str, interface: str, method: str, parameters: GLib.Variant,
+                         invocation: Gio.DBusMethodInvocation) -> None:
+        """Dispatch a call on a session object."""
+        def properties() -> dict[str, GLib.Variant]:
+            published = self._sessions.get(session_id)
+            if published is None:
+                raise NoSuchSessionError(session_id)
+            return published.properties
+
+        handlers: dict[tuple[str, str], Callable[[], GLib.Variant | None]] = {
+            (names.SESSION_INTERFACE, "GetJobResults"): lambda: job_results_variant(
+                self._backend.job_results(session_id, *parameters.unpack())),
+            (names.PROPERTIES_INTERFACE, "Get"): lambda: self._get(properties(), parameters),
+            (names.PROPERTIES_INTERFACE, "GetAll"): lambda: self._get_all(properties(), parameters),
+        }
+        self._dispatch(handlers, interface, method, invocation)
+
+    def _dispatch(self, handlers: dict[tuple[str, str], Callable[[], GLib.Variant | None]],
+                  interface: str, method: str, invocation: Gio.DBusMethodInvocation) -> None:
+        """Answer ``interface.method`` with its handler, or UnknownMethod."""
+        handler = handlers.get((interface, method))
+        if handler is None:
+            invocation.return_dbus_error("org.freedesktop.DBus.Error.UnknownMethod",
+                                         f"Unknown method {interface}.{method}")
+            return
+        self._answer(invocation, f"{interface}.{method}", handler)
+
+    @staticmethod
+    def _get(values: dict[str, GLib.Variant], parameters: GLib.Variant) -> GLib.Variant:
+        """Answer Properties.Get from ``values``."""
+        _interface, name = parameters.unpack()
+        return GLib.Variant("(v)", (values[name],))
+
+    @staticmethod
+    def _get_all(values: dict[str, GLib.Variant], _parameters: GLib.Variant) -> GLib.Variant:
+        """Answer Properties.GetAll from ``values``."""
+        return GLib.Variant("(a{sv})", (values,))
+
+    def _get_session(self, session_id: str) -> GLib.Variant:
+        """Answer GetSession."""
+        published = self._sessions.get(session_id)
+        if published is None:
+            raise NoSuchSessionError(f"No session {session_id!r}")
+        return GLib.Variant("(o)", (published.path,))
+
+    def _managed_objects(self) -> GLib.Variant:
+        """Answer ObjectManager.GetManagedObjects."""
+        return GLib.Variant("(a{oa{sa{sv}}})", ({
+            p.path: {names.SESSION_INTERFACE: p.properties} for p in self._sessions.values()},))
+
+    def _rescan(self, sender: str) -> None:
+        """Answer Rescan: root only, checked on the caller's uid."""
+        reply = self._connection.call_sync(
+            "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+            "GetConnectionUnixUser", GLib.Variant("(s)", (sender,)),
+            GLib.VariantType.new("(u)"), Gio.DBusCallFlags.NONE, 5000, None)
+        (uid,) = reply.unpack()
+        if uid != ROOT_UID:
+            raise AccessDeniedError("Only root may rescan")
+        self._backend.request_rescan()
+        return None

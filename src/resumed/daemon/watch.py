@@ -1,0 +1,190 @@
+"""Filesystem watches on session roots and provider units directories.
+
+One recursive watch per session root and per provider units directory (the
+watchdog library opens an inotify instance and threads per watch, never one
+per session). Events are reduced to the session directories (or provider
+directories) they touch, handed to the GLib main loop and debounced there;
+events can be lost, so the daemon also rescans periodically. When inotify
+runs out of instances or watches the daemon says so once and relies on that
+periodic rescan.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from gi.repository import GLib
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+logger = logging.getLogger(__name__)
+
+#: errno values meaning "inotify is exhausted" (instances, watches, or fds).
+_EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOSPC, errno.ENOMEM}
+
+
+def nearest_existing_parent(path: Path) -> Path:
+    """Return ``path`` itself if it is a directory, else its nearest existing ancestor."""
+    candidate = path
+    while not candidate.is_dir():
+        if candidate.parent == candidate:
+            return candidate
+        candidate = candidate.parent
+    return candidate
+
+
+def session_dir_for(root: Path, changed: str) -> Path | None:
+    """Return the ``<root>/<entry>`` directory that ``changed`` lies in, or None."""
+    try:
+        relative = Path(changed).relative_to(root)
+    except ValueError:
+        return None
+    if not relative.parts:
+        return None
+    return root / relative.parts[0]
+
+
+class _Handler(FileSystemEventHandler):  # type: ignore[misc]
+    """Forwards every event's paths to a callback (called from watchdog's thread)."""
+
+    def __init__(self, callback: Callable[[list[str]], None]) -> None:
+        super().__init__()
+        self._callback = callback
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        """Forward ``event``'s source and destination paths."""
+        paths = [os.fsdecode(event.src_path)]
+        dest = getattr(event, "dest_path", "")
+        if dest:
+            paths.append(os.fsdecode(dest))
+        self._callback(paths)
+
+
+class Watcher:
+    """Watches session roots and provider directories; calls back on the main loop.
+
+    ``on_sessions(paths)`` receives the session directories that changed,
+    ``on_providers()`` is called when a provider directory changed, and
+    ``on_layout()`` when a missing root or provider directory may have appeared
+    (the caller then rescans fully and calls :meth:`watch` again).
+    All three run in the GLib main loop, after ``debounce`` seconds of quiet.
+    """
+
+    def __init__(
+        self,
+        debounce: float,
+        on_sessions: Callable[[set[Path]], None],
+        on_providers: Callable[[], None],
+        on_layout: Callable[[], None],
+    ) -> None:
+        """Prepare a watcher; nothing is watched until :meth:`watch`."""
+        self._debounce = debounce
+        self._on_sessions = on_sessions
+        self._on_providers = on_providers
+        self._on_layout = on_layout
+        self._observer: Observer | None = None
+        self._roots: list[Path] = []
+        self._provider_dirs: list[Path] = []
+        self._missing: list[Path] = []
+        self._pending_sessions: set[Path] = set()
+        self._pending_providers = False
+        self._pending_layout = False
+        self._timer: int | None = None
+        self.exhausted = False
+
+    def watch(self, roots: Sequence[Path], provider_dirs: Sequence[Path]) -> None:
+        """(Re)schedule one watch per root and per provider directory."""
+        self.stop()
+        self._roots = [Path(r) for r in roots]
+        self._provider_dirs = [Path(p) for p in provider_dirs]
+        self._missing = []
+        observer = Observer()
+        observer.daemon = True
+        observer.start()
+        self._observer = observer
+        watched: set[Path] = set()
+        for path in [*self._roots, *self._provider_dirs]:
+            target = nearest_existing_parent(path)
+            recursive = target == path
+            if not recursive:
+                self._missing.append(path)
+            if target in watched or not target.is_dir():
+                continue
+            watched.add(target)
+            if not self._schedule(observer, target, recursive):
+                break
+
+    def _schedule(self, observer: Observer, path: Path, recursive: bool) -> bool:
+        """Schedule one watch; return False (said once) when inotify is exhausted."""
+        try:
+            observer.schedule(_Handler(self._from_thread), str(path), recursive=recursive)
+        except OSError as exc:
+            if exc.errno in _EXHAUSTED:
+                if not self.exhausted:
+                    self.exhausted = True
+                    logger.warning(
+                        "inotify is exhausted (%s); relying on periodic rescans", exc.strerror)
+                return False
+            logger.warning("Cannot watch %s: %s", path, exc)
+        return True
+
+    def stop(self) -> None:
+        """Stop every watch and drop pending events."""
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None
+        if self._timer is not None:
+            GLib.source_remove(self._timer)
+            self._timer = None
+        self._pending_sessions.clear()
+        self._pending_providers = self._pending_layout = False
+
+    def _from_thread(self, paths: list[str]) -> None:
+        """Hand ``paths`` from watchdog's thread to the main loop."""
+        GLib.idle_add(self._collect, paths)
+
+    def _collect(self, paths: Iterable[str]) -> bool:
+        """Sort changed paths into sessions, providers and layout; (re)arm the debounce."""
+        if not any([self._classify(changed) for changed in paths]):
+            return False
+        if self._timer is not None:
+            GLib.source_remove(self._timer)
+        self._timer = GLib.timeout_add(int(self._debounce * 1000), self._fire)
+        return False
+
+    def _classify(self, changed: str) -> bool:
+        """Record what a change of ``changed`` means; False when it means nothing."""
+        path = Path(changed)
+        relevant = False
+        for missing in self._missing:
+            if missing.is_dir() or missing == path or path in missing.parents:
+                self._pending_layout = relevant = True
+        for directory in self._provider_dirs:
+            if path == directory or directory in path.parents:
+                self._pending_providers = relevant = True
+        for root in self._roots:
+            session_dir = session_dir_for(root, changed)
+            if session_dir is not None:
+                self._pending_sessions.add(session_dir)
+                relevant = True
+        return relevant
+
+    def _fire(self) -> bool:
+        """Deliver what accumulated during the debounce window."""
+        self._timer = None
+        sessions, self._pending_sessions = self._pending_sessions, set()
+        providers, self._pending_providers = self._pending_providers, False
+        layout, self._pending_layout = self._pending_layout, False
+        if layout:
+            self._on_layout()
+            return False
+        if providers:
+            self._on_providers()
+        if sessions:
+            self._on_sessions(sessions)
+        return False

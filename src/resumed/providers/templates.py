@@ -1,0 +1,212 @@
+"""Template instantiation during resource replay (providers reference §4).
+
+For each record that passes `template-filter`, the instance's data is the
+template's data minus `template-*` keys plus `template-engine`, `unit` and (from
+2024-02) `template-id`; its parameters are the record keys some value uses plus
+`__index__` (1-based over filter-passing records). Instances failing PlainBox's
+checks are dropped, or kept as `InvalidJob` under strict template expansion.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from resumed.providers.checksum import Era, era_info
+from resumed.providers.errors import ProvidersError, ResourceProgramError
+from resumed.providers.render import MissingParam, accessed_names
+from resumed.providers.resource import compile_program, parse_imports
+from resumed.providers.units import (
+    JOB_UNIT_TYPES,
+    InvalidJob,
+    JobDefinition,
+    TemplateUnit,
+    parse_duration,
+)
+
+log = logging.getLogger(__name__)
+
+VALID_PLUGINS = frozenset(
+    {"shell", "resource", "attachment", "manual", "user-interact", "user-verify",
+     "user-interact-verify"}
+)
+VALID_SHELLS = frozenset({"/bin/sh", "/bin/bash", "bash"})
+_VARIANT_FIELDS = ("id", "description", "name")
+_INVARIANT_FIELDS = (
+    "unit", "plugin", "user", "estimated_duration", "shell", "imports", "category_id",
+    "flags", "certification_status", "auto_retry",
+)
+_RENDERED_FIELDS = (
+    "name", "id", "summary", "plugin", "command", "user", "environ", "estimated_duration",
+    "depends", "after", "before", "salvages", "requires", "shell", "imports", "flags",
+    "category_id", "qml_file", "certification_status", "siblings", "auto_retry",
+)
+_MANUAL_ONLY_FIELDS = ("description", "purpose", "steps", "verification")
+_SLUG_DROP = re.compile(r"[^-_.:/\\A-Za-z0-9]")
+
+
+def template_id_of(template: TemplateUnit) -> str:
+    """Current Checkbox's `template-id` value: `ns::<template-id or slugified id>` or ""."""
+    value = template.data.get("template-id")
+    partial = str(value) if value else _SLUG_DROP.sub("", template.partial_id)
+    return f"{template.namespace}::{partial}" if partial else ""
+
+
+class _EraShape:
+    """What every instance of one template shares under one era."""
+
+    def __init__(self, template: TemplateUnit, era: Era) -> None:
+        data = {k: v for k, v in template.data.items() if not k.startswith("template-")}
+        data["template-engine"] = template.data.get("template-engine", "default")
+        if era.template_id:
+            data["template-id"] = template_id_of(template)
+        data["unit"] = template.data.get("template-unit", "job")
+        self.data = data
+        self.legacy = not era.relaxed_checks
+        self.engine = str(data["template-engine"])
+        self.accessed = frozenset().union(
+            *(accessed_names(value, self.engine, self.legacy) for value in data.values())
+        )
+
+    def parameters(self, record: Mapping[str, str], index: int) -> dict[str, Any]:
+        params: dict[str, Any] = {k: v for k, v in record.items() if k in self.accessed}
+        params["__index__"] = index
+        return params
+
+
+def _shape(template: TemplateUnit, era: str) -> _EraShape:
+    cache: dict[str, _EraShape] = template.__dict__.setdefault("_era_shapes", {})
+    shape = cache.get(era)
+    if shape is None:
+        shape = cache[era] = _EraShape(template, era_info(era))
+    return shape
+
+
+def instantiate(
+    template: TemplateUnit, records: Sequence[Mapping[str, str]], era: str, strict: bool = False
+) -> list[JobDefinition]:
+    """Instantiate `template` over `records` under `era` (see `TemplateUnit.instantiate`)."""
+    info = era_info(era)
+    shape = _shape(template, era)
+    if shape.data["unit"] not in JOB_UNIT_TYPES:
+        return []
+    resource_id = template.resource_id
+    program = None
+    if template.data.get("template-filter") is not None:
+        program = compile_program(
+            template.data["template-filter"], template.resource_namespace,
+            template.data.get("template-imports"), legacy=not info.template_id,
+        )
+    template_id = template_id_of(template) if info.template_id else None
+    jobs: list[JobDefinition] = []
+    index = 0
+    for record in records:
+        if program is not None and not program.evaluate({resource_id: [record]}):
+            continue
+        index += 1
+        params = shape.parameters(record, index)
+        variant = _variant_maker(template, record, index)
+        job = JobDefinition(
+            shape.data, template.namespace, template.origin, template.provider,
+            parameters=params, template_id=template_id, era_variant=variant,
+        )
+        problem = check_instance(job, info)
+        if problem is None:
+            jobs.append(job)
+        elif strict:
+            log.warning("invalid generated job kept as InvalidJob (%s): %s", template.id, problem)
+            jobs.append(InvalidJob(
+                shape.data, template.namespace, template.origin, template.provider,
+                parameters=params, template_id=template_id, era_variant=variant,
+            ))
+        else:
+            log.info("ignoring invalid generated job from %s: %s", template.id, problem)
+    return jobs
+
+
+def _variant_maker(template: TemplateUnit, record: Mapping[str, str], index: int) -> Any:
+    def variant(era: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        shape = _shape(template, era)
+        return shape.data, shape.parameters(record, index)
+
+    return variant
+
+
+def check_instance(job: JobDefinition, era: Era) -> str | None:
+    """Why PlainBox (of `era`) rejects this instance, or None if it is kept.
+
+    Raises `TemplateError` where rendering crashes PlainBox's replay.
+    """
+    legacy = not era.relaxed_checks
+    data, params = job.data, job.parameters or {}
+    try:  # rendering the id comes first: its crashes (`{}`, undefined.attr) abort replay
+        job.get_record_value("id")
+    except MissingParam as exc:
+        return str(exc)
+    variant_fields = _VARIANT_FIELDS + (("summary",) if legacy else ())
+    for name in variant_fields:
+        if name in data:
+            used = accessed_names(data[name], job.engine, legacy)
+            if not used:
+                return f"field {name!r} must use a template parameter"
+            for param in sorted(used):
+                if param not in params:
+                    return f"reference to unknown parameter {param!r}"
+    for name in _INVARIANT_FIELDS:
+        if name in data and accessed_names(data[name], job.engine, legacy):
+            return f"field {name!r} must not use template parameters"
+    try:
+        return _check_rendered(job, legacy)
+    except MissingParam as exc:
+        return str(exc)
+
+
+def _check_rendered(job: JobDefinition, legacy: bool) -> str | None:
+    rendered = {name: job.get_record_value(name) for name in _RENDERED_FIELDS}
+    plugin = rendered["plugin"]
+    if plugin == "manual" or legacy:
+        for name in _MANUAL_ONLY_FIELDS:
+            job.get_record_value(name)
+    if plugin not in VALID_PLUGINS:
+        return f"invalid plugin {plugin!r}"
+    command = rendered["command"]
+    if command is None and plugin != "manual":
+        return "command is required"
+    if isinstance(command, str):
+        try:
+            shlex.split(command)
+        except ValueError as exc:
+            return f"bad command: {exc}"
+    if rendered["user"] is not None and rendered["user"] != "root":
+        return f"invalid user {rendered['user']!r}"
+    if rendered["estimated_duration"] is not None:
+        duration = parse_duration(rendered["estimated_duration"])
+        if duration is None or duration <= 0:
+            return "estimated_duration must be > 0"
+    if rendered["shell"] is not None and rendered["shell"] not in VALID_SHELLS:
+        return f"invalid shell {rendered['shell']!r}"
+    if "::" in job.partial_id:
+        return "generated id contains '::'"
+    try:
+        parse_imports(rendered["imports"])
+        if rendered["requires"] is not None:
+            compile_program(rendered["requires"], job.namespace, rendered["imports"])
+    except ResourceProgramError as exc:
+        return f"bad requires/imports: {exc}"
+    return _check_siblings(rendered["siblings"])
+
+
+def _check_siblings(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        items = value if isinstance(value, list) else json.loads(value)
+    except (ValueError, ProvidersError) as exc:
+        return f"malformed siblings: {exc}"
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        return "siblings must be a list of objects"
+    return None

@@ -1,0 +1,91 @@
+"""The binary envelope of a session: gzip around compact, sorted JSON.
+
+Unpacking is bounded: decompression stops (and the session is corrupted) as
+soon as the output would exceed ``max_bytes``, so a gzip bomb never exhausts
+memory. Every failure is a :class:`CorruptedSessionError` carrying PlainBox's
+message for the same failure.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from typing import Any
+
+from resumed.session.errors import CorruptedSessionError
+
+#: Default bound on the decompressed size of a session blob or an io-log (256 MiB).
+DEFAULT_MAX_SESSION_BYTES = 256 * 1024 * 1024
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK = 64 * 1024
+MSG_DECOMPRESS = "Cannot decompress session data"
+MSG_DECODE = "Cannot decode session text"
+MSG_JSON = "Cannot interpret session JSON"
+
+
+def gunzip_bounded(data: bytes, max_bytes: int, message: str = MSG_DECOMPRESS) -> bytes:
+    """Decompress ``data`` (one or more gzip members) to at most ``max_bytes`` bytes.
+
+    Like :func:`gzip.decompress`, empty input gives ``b""``, concatenated members
+    are joined and trailing zero padding is ignored; anything else that is not
+    valid gzip (bad header, bad CRC, truncation, trailing garbage) or output
+    beyond ``max_bytes`` raises :class:`CorruptedSessionError` with ``message``.
+    """
+    out: list[bytes] = []
+    total = 0
+    rest = data
+    while rest:
+        if not rest.startswith(_GZIP_MAGIC):
+            if out and not rest.strip(b"\x00"):
+                break
+            raise CorruptedSessionError(message)
+        decomp = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        pending = rest
+        try:
+            while not decomp.eof:
+                chunk = decomp.decompress(pending, max_length=min(_CHUNK, max_bytes - total + 1))
+                progressed = bool(chunk) or len(decomp.unconsumed_tail) != len(pending)
+                pending = decomp.unconsumed_tail
+                total += len(chunk)
+                if total > max_bytes:
+                    raise CorruptedSessionError(
+                        f"{message}: more than {max_bytes} bytes when decompressed"
+                    )
+                out.append(chunk)
+                if not progressed:
+                    break
+        except zlib.error as exc:
+            raise CorruptedSessionError(message) from exc
+        if not decomp.eof:
+            raise CorruptedSessionError(message)
+        rest = decomp.unused_data
+    return b"".join(out)
+
+
+def unpack_envelope(data: bytes, max_bytes: int = DEFAULT_MAX_SESSION_BYTES) -> Any:
+    """Return the JSON value inside a session blob (not yet validated).
+
+    Raises :class:`CorruptedSessionError` for bad gzip, a bomb beyond
+    ``max_bytes``, bad UTF-8, bad JSON or JSON nested too deeply.
+    """
+    raw = gunzip_bounded(bytes(data), max_bytes)
+    try:
+        text = raw.decode("UTF-8")
+    except UnicodeDecodeError as exc:
+        raise CorruptedSessionError(MSG_DECODE) from exc
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise CorruptedSessionError(MSG_JSON) from exc
+
+
+def dumps_compact(obj: Any) -> str:
+    """Serialize ``obj`` the way PlainBox does: compact, sorted keys, not ASCII-escaped."""
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True, indent=None, separators=(",", ":"))
+
+
+def pack_envelope(obj: Any) -> bytes:
+    """Return the session blob for the JSON document ``obj`` (gzip, level 9)."""
+    return gzip.compress(dumps_compact(obj).encode("UTF-8"))

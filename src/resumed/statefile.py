@@ -1,0 +1,138 @@
+"""The daemon's own state in ``<state_dir>/state.json`` (written atomically).
+
+It remembers, per file path, the boot under which each version of a session
+file was first seen (to tell "last written in a previous boot" where the kernel
+boot time cannot, as in systemd-nspawn), and every settled interruption with its
+outcome (so an interruption is settled at most once and ``InterruptedJobOutcome``
+survives restarts and reboots), and the ``session.next`` files the daemon is
+writing (so its own leftover after a crash is recognised and moved away).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from resumed.settle import Interruption
+from resumed.storage import FileStamp
+
+_log = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+_VERSION = 1
+
+
+def _stamp_key(stamp: FileStamp) -> list[int]:
+    # The device number may change between boots; inode, size and mtime do not.
+    return [stamp.ino, stamp.size, stamp.mtime_ns]
+
+
+class StateStore:
+    """Load, query and save the daemon state; not thread-safe (the registry locks)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        """Load ``<state_dir>/state.json``; a missing or unreadable file starts empty."""
+        self.path = state_dir / STATE_FILE
+        self._files: dict[str, dict[str, Any]] = {}
+        self._settled: dict[str, dict[str, Any]] = {}
+        self._writing: dict[str, str] = {}
+        self._dirty = False
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            doc = json.loads(self.path.read_bytes())
+            files, settled = doc["files"], doc["settled"]
+            if doc.get("version") != _VERSION or not isinstance(files, dict):
+                raise ValueError("unknown layout")
+            if not isinstance(settled, dict):
+                raise ValueError("unknown layout")
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            _log.warning("ignoring unreadable state file %s: %s", self.path, error)
+            return
+        self._files = {k: v for k, v in files.items() if isinstance(v, dict)}
+        self._settled = {k: v for k, v in settled.items() if isinstance(v, dict)}
+        writing = doc.get("writing", {})
+        if isinstance(writing, dict):
+            self._writing = {k: str(v) for k, v in writing.items()}
+
+    def first_seen_boot(self, path: Path, stamp: FileStamp, boot_id: str) -> str:
+        """The boot id under which this version of ``path`` was first seen (recording it now)."""
+        key = str(path)
+        entry = self._files.get(key)
+        if entry is not None and entry.get("stamp") == _stamp_key(stamp):
+            return str(entry.get("boot_id", ""))
+        self._files[key] = {"stamp": _stamp_key(stamp), "boot_id": boot_id}
+        self._dirty = True
+        return boot_id
+
+    def forget_except(self, paths: set[str]) -> None:
+        """Drop file records of paths not in ``paths`` (after a complete scan)."""
+        gone = set(self._files) - paths
+        for key in gone:
+            del self._files[key]
+        self._dirty = self._dirty or bool(gone)
+
+    def settled_outcome(self, interruption: Interruption) -> str | None:
+        """The outcome recorded for ``interruption``, or ``None`` when it was never settled."""
+        entry = self._settled.get(interruption.key)
+        return None if entry is None else str(entry.get("outcome", ""))
+
+    def record_settle(self, interruption: Interruption, boot_id: str, outcome: str) -> None:
+        """Record a settle and save at once (SPEC §3: after the rename)."""
+        self._settled[interruption.key] = {
+            "session_id": interruption.session_id,
+            "job_id": interruption.job_id,
+            "boot_id": boot_id,
+            "outcome": outcome,
+        }
+        self._dirty = True
+        self.save()
+
+    def begin_write(self, path: Path) -> None:
+        """Record (and save) that the daemon is about to create ``path`` (a ``session.next``)."""
+        self._writing[str(path)] = "writing"
+        self._dirty = True
+        self.save()
+
+    def end_write(self, path: Path) -> None:
+        """Forget ``path`` again once the write finished or failed cleanly (and save)."""
+        if self._writing.pop(str(path), None) is not None:
+            self._dirty = True
+            self.save()
+
+    def was_writing(self, path: Path) -> bool:
+        """Whether a write of ``path`` began and never finished (the daemon died meanwhile)."""
+        return str(path) in self._writing
+
+    def save(self, force: bool = False) -> None:
+        """Write the state file atomically if anything changed; raises ``OSError``."""
+        if not (self._dirty or force):
+            return
+        doc = {
+            "version": _VERSION,
+            "files": self._files,
+            "settled": self._settled,
+            "writing": self._writing,
+        }
+        data = json.dumps(doc, sort_keys=True, indent=1).encode("utf-8")
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        tmp = self.path.with_name(f".{STATE_FILE}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        dfd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+        self._dirty = False

@@ -1,0 +1,108 @@
+"""Property: no input, however malformed, makes peek or resume raise anything untyped."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from resumed.providers.loader import load_providers
+from resumed.session.envelope import pack_envelope, unpack_envelope
+from resumed.session.errors import SessionResumeError
+from resumed.session.peek import SessionPeekHelper
+from resumed.session.resume import SessionResumeHelper
+
+SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
+SESSIONS = sorted(SAMPLES.glob("*/*.session"))
+BLOBS = [(path, (path / "session").read_bytes()) for path in SESSIONS]
+EXAMPLES = int(os.environ.get("RESUMED_FUZZ_EXAMPLES", "150"))
+FUZZ = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=4),
+    max_leaves=10,
+)
+
+
+@pytest.fixture(scope="module")
+def units(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
+    root = tmp_path_factory.mktemp("fuzz")
+    (root / "synth" / "units").mkdir(parents=True)
+    shutil.copy(SAMPLES / "units" / "synth-small.pxu", root / "synth" / "units")
+    (root / "synth.provider").write_text(
+        "[PlainBox Provider]\nname = com.example:synth\nnamespace = com.example.synth\n"
+        f"version = 1.0\nlocation = {root / 'synth'}\n"
+    )
+    return load_providers([root]).units
+
+
+def only_typed_errors(units: list[Any], location: Path, blob: bytes) -> None:
+    for run in (
+        lambda: SessionPeekHelper(max_session_bytes=1 << 20).peek(blob),
+        lambda: SessionResumeHelper(units, None, location, 1 << 20).resume(blob),
+    ):
+        try:
+            run()
+        except SessionResumeError:
+            pass
+
+
+@FUZZ
+@given(data=st.binary(max_size=2048))
+def test_fuzz_random_bytes_only_raise_typed_errors(units: list[Any], data: bytes) -> None:
+    only_typed_errors(units, SESSIONS[0], data)
+
+
+@FUZZ
+@given(which=st.sampled_from(range(len(BLOBS))), flips=st.lists(
+    st.tuples(st.integers(min_value=0), st.integers(min_value=1, max_value=255)),
+    min_size=1, max_size=3))
+def test_fuzz_flipped_bytes_of_valid_blobs_only_raise_typed_errors(
+    units: list[Any], which: int, flips: list[tuple[int, int]]
+) -> None:
+    location, blob = BLOBS[which]
+    data = bytearray(blob)
+    for position, mask in flips:
+        data[position % len(data)] ^= mask
+    only_typed_errors(units, location, bytes(data))
+
+
+def mutate(doc: Any, path: list[int], value: Any) -> Any:
+    """Replace the node reached by following ``path`` choices with ``value``."""
+    if not path or not isinstance(doc, dict | list) or not doc:
+        return value
+    keys = list(doc) if isinstance(doc, dict) else list(range(len(doc)))
+    key = keys[path[0] % len(keys)]
+    doc[key] = mutate(doc[key], path[1:], value)
+    return doc
+
+
+@FUZZ
+@given(which=st.sampled_from(range(len(BLOBS))),
+       path=st.lists(st.integers(min_value=0, max_value=50), max_size=7),
+       value=json_values, delete=st.booleans())
+def test_fuzz_mutated_session_documents_only_raise_typed_errors(
+    units: list[Any], which: int, path: list[int], value: Any, delete: bool
+) -> None:
+    location, blob = BLOBS[which]
+    doc = unpack_envelope(blob)
+    if delete and path:
+        node = doc
+        for step in path[:-1]:
+            if not isinstance(node, dict) or not node:
+                break
+            node = node[list(node)[step % len(node)]]
+        if isinstance(node, dict) and node:
+            del node[list(node)[path[-1] % len(node)]]
+    else:
+        doc = mutate(doc, path, value)
+    only_typed_errors(units, location, pack_envelope(doc))
