@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -147,6 +147,7 @@ class _Entry:
 
     @property
     def dormant(self) -> bool:
+        """Whether the flags say ``incomplete`` or ``setting_up`` (SPEC §2)."""
         return self.meta is not None and bool(self.meta.flags & DORMANT_FLAGS)
 
 
@@ -220,7 +221,7 @@ class Registry:
         providers: ProviderSet,
         boot: BootInfo,
         resume: ResumeFunction = resume_with_helper,
-        environ: dict[str, str] | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         """Start empty; ``resume`` and ``environ`` (the kill seam) are injectable for tests."""
         self._lock = threading.RLock()

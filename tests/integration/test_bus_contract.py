@@ -76,7 +76,8 @@ def test_sample_session_resumes_with_its_jobs_and_results(
     wait_state(private_bus)
     path = private_bus.call(ROOT, MANAGER, "GetSession", "s", "git-v11")[0]
     assert private_bus.get_property(path, SESSION, "State") == "resumed"
-    assert private_bus.get_property(path, SESSION, "RunningJob") == "com.example.synth::synth/reboot"
+    running = private_bus.get_property(path, SESSION, "RunningJob")
+    assert running == "com.example.synth::synth/reboot"
     assert private_bus.get_property(path, SESSION, "JobCount") == 5
     outcomes = private_bus.get_property(path, SESSION, "Outcomes")
     assert outcomes["com.example.synth::synth/devices"] == "pass"
@@ -145,7 +146,8 @@ def test_unprivileged_user_can_list_but_not_rescan(
     assert isinstance(denied, subprocess.CompletedProcess) and denied.returncode != 0
     assert "denied" in denied.stderr.lower()
     script = ("import sys, types; from resumed.cli.remote import run; sys.exit(run("
-              f"types.SimpleNamespace(command='rescan', json=False, address={private_bus.address!r},"
+              "types.SimpleNamespace(command='rescan', json=False, "
+              f"address={private_bus.address!r},"
               " id=None)))")
     resumectl = private_bus.run([sys.executable, "-c", script], user=unprivileged_user,
                                 check=False)

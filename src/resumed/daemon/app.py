@@ -103,7 +103,8 @@ def summary(sessions: Sequence[SessionRecord], discarded: Sequence[DiscardRecord
     counts: dict[str, int] = {}
     for record in sessions:
         counts[record.state] = counts.get(record.state, 0) + 1
-    states = ", ".join(f"{counts[s]} {s}" for s in ("resumed", "pending", "complete") if s in counts)
+    states = ", ".join(
+        f"{counts[s]} {s}" for s in ("resumed", "pending", "complete") if s in counts)
     return f"{len(sessions)} sessions ({states or 'none'}), {len(discarded)} discarded"
 
 
@@ -172,7 +173,8 @@ class Daemon:
         try:
             self._bus = connect_bus(self._options.bus)
         except GLib.Error as exc:
-            raise StartupError(f"Cannot connect to the {self._options.bus} bus: {exc.message}") from exc
+            raise StartupError(
+                f"Cannot connect to the {self._options.bus} bus: {exc.message}") from exc
         connection: Gio.DBusConnection = self._bus.con
         connection.set_exit_on_close(False)
         connection.connect("closed", self._on_bus_closed)
@@ -374,7 +376,7 @@ class Daemon:
                 self._do(work)
                 if not self._has_work():
                     self._resume_pending()
-            except Exception:  # noqa: BLE001 (one bad session never stops the daemon)
+            except Exception:
                 logger.exception("Unexpected error in the resume worker")
             if not self._has_work():
                 self._post(state="ready", status=self._summary())

@@ -168,7 +168,8 @@ class BusAdapter:
         """The published Manager ``State``."""
         return str(self._manager["State"].unpack())
 
-    def set_configuration(self, session_roots: Sequence[Path], provider_dirs: Sequence[Path]) -> None:
+    def set_configuration(self, session_roots: Sequence[Path],
+                          provider_dirs: Sequence[Path]) -> None:
         """Publish ``SessionRoots`` and ``ProviderDirs``."""
         self._set_manager_properties({
             "SessionRoots": GLib.Variant("as", [str(p) for p in session_roots]),
@@ -185,7 +186,8 @@ class BusAdapter:
 
     # -- publishing what the registry says ----------------------------------
 
-    def publish(self, sessions: Sequence[SessionRecord], discarded: Sequence[DiscardRecord]) -> None:
+    def publish(self, sessions: Sequence[SessionRecord],
+                discarded: Sequence[DiscardRecord]) -> None:
         """Make the exported objects match ``sessions`` and ``discarded`` (newest first).
 
         Emits SessionRemoved/InterfacesRemoved, SessionAdded/InterfacesAdded,
@@ -278,7 +280,7 @@ class BusAdapter:
         """Run ``handler`` and answer ``invocation`` with its value or a mapped error."""
         try:
             reply = handler()
-        except Exception as exc:  # noqa: BLE001 (every error is answered, none escapes)
+        except Exception as exc:
             name, message = dbus_error_for(exc, method)
             invocation.return_dbus_error(name, message)
             return
@@ -288,14 +290,16 @@ class BusAdapter:
                       interface: str, method: str, parameters: GLib.Variant,
                       invocation: Gio.DBusMethodInvocation) -> None:
         """Dispatch a call on the root object."""
+        manager = names.MANAGER_INTERFACE
         handlers: dict[tuple[str, str], Callable[[], GLib.Variant | None]] = {
-            (names.MANAGER_INTERFACE, "ListSessions"): lambda: self._list_sessions_reply,
-            (names.MANAGER_INTERFACE, "ListDiscarded"): lambda: self._list_discarded_reply,
-            (names.MANAGER_INTERFACE, "GetSession"): lambda: self._get_session(*parameters.unpack()),
-            (names.MANAGER_INTERFACE, "Rescan"): lambda: self._rescan(sender),
+            (manager, "ListSessions"): lambda: self._list_sessions_reply,
+            (manager, "ListDiscarded"): lambda: self._list_discarded_reply,
+            (manager, "GetSession"): lambda: self._get_session(*parameters.unpack()),
+            (manager, "Rescan"): lambda: self._rescan(sender),
             (names.OBJECT_MANAGER_INTERFACE, "GetManagedObjects"): self._managed_objects,
             (names.PROPERTIES_INTERFACE, "Get"): lambda: self._get(self._manager, parameters),
-            (names.PROPERTIES_INTERFACE, "GetAll"): lambda: self._get_all(self._manager, parameters),
+            (names.PROPERTIES_INTERFACE, "GetAll"):
+                lambda: self._get_all(self._manager, parameters),
         }
         self._dispatch(handlers, interface, method, invocation)
 

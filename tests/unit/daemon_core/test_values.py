@@ -26,6 +26,12 @@ def test_numbers_are_finite_and_clamped() -> None:
     assert values.clean_uint32(2**40) == values.UINT32_MAX
 
 
+def test_lists_and_maps_of_strings_are_cleaned() -> None:
+    assert values.clean_str_list(None) == []
+    assert values.clean_str_list(["a\x00", None]) == ["a\ufffd", ""]
+    assert values.clean_str_dict({"j\udcff": None}) == {"j\ufffd": ""}
+
+
 def test_absent_remaining_todo_jobs_is_true() -> None:
     assert values.clean_bool(None) is True
     assert values.clean_bool(False) is False
