@@ -215,14 +215,18 @@ class _Resume:
         stored = self.doc.jobs[job.id]
         if job_state.checksum == stored:
             if job.id in self.job_era:
-                matching = [era for era in ERAS if job.checksum_for(era) == stored]
-                if len(matching) < len(ERAS):
-                    self.rules.add(matching[0])
+                self._note_rule(job, stored)
             return
         if FLAG_IGNORE_JOB_CHECKSUMS in self.flags:
             logger.warning("definition of job %s has changed (ignored)", job.id)
             return
         self.incompatible.append(job.id)
+
+    def _note_rule(self, job: JobDefinition, stored: str) -> None:
+        """Record the earliest era whose rule gives ``stored``, if the eras disagree."""
+        first = next(i for i, era in enumerate(ERAS) if job.checksum_for(era) == stored)
+        if first > 0 or any(job.checksum_for(era) != stored for era in ERAS[1:]):
+            self.rules.add(ERAS[first])
 
     def _checked_result(self, result: JobResult) -> JobResult:
         if not isinstance(result, DiskJobResult) or FLAG_FILE_REFERENCE_CHECKS not in self.flags:
