@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -115,6 +116,8 @@ def run_daemon(address: str, roots: list[Path], provider_dir: Path) -> Iterator[
         while b"READY=1" not in notify.recv(65536).split(b"\n"):
             pass
         ready = time.perf_counter() - start
+        notify.settimeout(0.2)
+        threading.Thread(target=_drain, args=(notify,), daemon=True).start()
         conn = Gio.DBusConnection.new_for_address_sync(
             address,
             Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT
@@ -130,6 +133,17 @@ def run_daemon(address: str, roots: list[Path], provider_dir: Path) -> Iterator[
             proc.wait()
         notify.close()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _drain(notify: socket.socket) -> None:
+    """Read (and drop) the daemon's later STATUS= messages so its sends never block."""
+    while notify.fileno() != -1:
+        try:
+            notify.recv(65536)
+        except TimeoutError:
+            continue
+        except OSError:
+            return
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:

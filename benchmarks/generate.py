@@ -195,7 +195,8 @@ def build_state(units: list[Any], n_jobs: int, session_dir: Path, seed: int) -> 
     reboot = jobs[f"{NAMESPACE}::bench/reboot"]
     plain = [j for j in jobs.values() if j not in (resource, reboot)]
     n_plain = n_jobs - len(generated) - 2
-    desired = [resource, *generated, *plain[:n_plain], reboot]
+    # Checkbox's desired list starts with the mandatory jobs.
+    desired = [plain[0], resource, *generated, *plain[1:n_plain], reboot]
     state = SessionState(format_version=SUSPEND_VERSION)
     every = [*desired, *plain[n_plain:]]
     for job in every:
@@ -208,7 +209,7 @@ def build_state(units: list[Any], n_jobs: int, session_dir: Path, seed: int) -> 
                      {"outcome": "pass", "comments": None, "return_code": 0,
                       "execution_duration": 0.5}))
     done = int(len(desired) * DONE_FRACTION)
-    for job in desired[1:done]:
+    for job in (j for j in desired[:done] if j is not resource):
         history = state.job_state_map[job.id].result_history
         outcome = rng.choices(("pass", "fail", "skip"), (85, 10, 5))[0]
         if rng.random() < 0.1:

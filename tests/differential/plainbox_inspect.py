@@ -53,7 +53,7 @@ def load_units(provider_dirs):
     collection = InsecureProvider1PlugInCollection()
     collection.load()
     for problem in collection.problem_list:
-        print("plainbox_inspect: provider problem: %s" % problem, file=sys.stderr)
+        print(f"plainbox_inspect: provider problem: {problem}", file=sys.stderr)
     units = []
     for provider in collection.get_all_plugin_objects():
         units.extend(provider.unit_list)

@@ -44,7 +44,7 @@ def load_units(provider_dirs):
     collection = InsecureProvider1PlugInCollection()
     collection.load()
     if collection.problem_list:
-        raise SystemExit("provider problems: %r" % collection.problem_list)
+        raise SystemExit(f"provider problems: {collection.problem_list!r}")
     units = []
     for provider in collection.get_all_plugin_objects():
         units.extend(provider.unit_list)
@@ -66,9 +66,9 @@ def build_result(job_id, spec, session_dir, serial):
     if not spec.get("disk"):
         data["io_log"] = records
         return MemoryJobResult(data)
-    suffix = ".%d" % serial if serial else ""
+    suffix = f".{serial}" if serial else ""
     filename = os.path.join(
-        session_dir, "io-logs", "%s%s.record.gz" % (slugify(job_id), suffix))
+        session_dir, "io-logs", f"{slugify(job_id)}{suffix}.record.gz")
     with gzip.open(filename, "wt", encoding="UTF-8") as raw:
         writer = IOLogRecordWriter(raw)
         for record in records:
@@ -116,7 +116,7 @@ def main(argv=None):
     os.makedirs(os.path.join(session_dir, "io-logs"), exist_ok=True)
     os.makedirs(os.path.join(session_dir, "session-share"), exist_ok=True)
     state = build_state(load_units(args.provider_dir), spec, session_dir)
-    helper = getattr(suspend, "SessionSuspendHelper%d" % spec["version"])()
+    helper = getattr(suspend, f"SessionSuspendHelper{spec['version']}")()
     data = helper.suspend(state, session_dir)
     with open(os.path.join(session_dir, "session"), "wb") as stream:
         stream.write(data)

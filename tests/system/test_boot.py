@@ -210,3 +210,16 @@ def test_watchdog_keeps_a_live_daemon_and_restarts_a_stuck_one(
         guest.run("systemctl", "daemon-reload")
         guest.run("systemctl", "restart", "resumed")
     daemon.wait_settled()
+
+
+def test_daemon_stops_cleanly_when_asked(guest: Any, daemon: Daemon) -> None:
+    """`systemctl stop resumed` ends the daemon by SIGTERM in time (no SIGKILL, exit 0)."""
+    daemon.wait_running()
+    guest.run("systemctl", "stop", "resumed", timeout=READY_TIMEOUT)
+    try:
+        props = daemon.unit("ActiveState", "Result", "ExecMainCode", "ExecMainStatus")
+        assert props == {"ActiveState": "inactive", "Result": "success",
+                         "ExecMainCode": "1", "ExecMainStatus": "0"}, guest.diagnose()
+    finally:
+        guest.run("systemctl", "start", "resumed", timeout=READY_TIMEOUT)
+    daemon.wait_settled()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -63,8 +64,9 @@ def test_every_sample_inspects_as_its_manifest_says(
         assert outcomes == job["outcome_history"], job_id
         assert (job_id in report["run_list"]) == job["in_run_list"], job_id
     assert report["desired_job_list"] == manifest["desired_job_list"]
-    expected_mandatory = manifest["mandatory_job_list"] if VERSIONS[version].has(
-        "mandatory_job_list") else []
+    expected_mandatory = (
+        manifest["mandatory_job_list"] if VERSIONS[version].has("mandatory_job_list") else []
+    )
     assert report["mandatory_job_list"] == expected_mandatory
     assert len(report["discarded_jobs"]) == manifest["counts"]["discarded_on_resume"]
     assert len(report["run_list"]) == manifest["counts"]["run_list"]
@@ -127,7 +129,9 @@ def test_corrupted_session_prints_one_line_exits_1_and_is_not_touched(
     before = hashlib.sha256(blob).hexdigest(), (session / "session").stat().st_mtime_ns
     proc = subprocess.run(
         [str(RESUMECTL), "inspect", "--provider-dir", str(synth_providers), str(session)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 1
     assert proc.stdout == ""
@@ -142,9 +146,10 @@ def test_corrupted_session_json_failure_object(tmp_path: Path, synth_providers: 
     session = copy_session(tmp_path)
     (session / "session").write_bytes(b"garbage")
     proc = subprocess.run(
-        [str(RESUMECTL), "inspect", "--json", "--provider-dir", str(synth_providers),
-         str(session)],
-        capture_output=True, text=True, check=False,
+        [str(RESUMECTL), "inspect", "--json", "--provider-dir", str(synth_providers), str(session)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 1
     assert json.loads(proc.stdout) == {
@@ -206,3 +211,47 @@ def test_inspect_does_not_import_dbus_libraries(tmp_path: Path) -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_fifo_session_file_is_an_io_error_and_never_blocks(
+    tmp_path: Path, synth_providers: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    session = tmp_path / "fifo.session"
+    session.mkdir()
+    os.mkfifo(session / "session")
+    status, report = inspect_json(capsys, "--provider-dir", str(synth_providers), str(session))
+    assert (status, report["reason"]) == (1, "io-error")
+
+
+def test_changed_job_is_incompatible_unless_checksums_are_ignored(
+    tmp_path: Path, synth_providers: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pxu = next((synth_providers.parent / "synth" / "units").iterdir())
+    pxu.write_text(pxu.read_text().replace("command: dmesg", "command: dmesg -T"))
+    session = SAMPLES / "checkbox-git-2026-08" / "small-v11.session"
+    status, report = inspect_json(capsys, "--provider-dir", str(synth_providers), str(session))
+    assert (status, report["error"], report["reason"]) == (
+        1,
+        "IncompatibleJobError",
+        "incompatible-job",
+    )
+    assert report["job_ids"] == ["com.example.synth::synth/attach-dmesg"]
+    status, report = inspect_json(
+        capsys,
+        "--flag",
+        "ignore-job-checksums",
+        "--provider-dir",
+        str(synth_providers),
+        str(session),
+    )
+    assert status == 0
+    assert report["ok"] is True
+
+
+def test_provider_dirs_default_to_providerpath(
+    synth_providers: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROVIDERPATH", f"/nonexistent:{synth_providers}")
+    session = SAMPLES / "checkbox-1.18.1" / "small-v6.session"
+    status, report = inspect_json(capsys, str(session))
+    assert (status, report["ok"]) == (0, True)

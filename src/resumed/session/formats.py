@@ -35,9 +35,7 @@ ADDED_IN: dict[int, frozenset[str]] = {
     3: frozenset({"app_id"}),
     4: frozenset({"result-history"}),
     5: frozenset({"relative-io-logs"}),
-    6: frozenset(
-        {"mandatory_job_list", "custom_joblist", "rejected_jobs", "metadata-before-jobs"}
-    ),
+    6: frozenset({"mandatory_job_list", "custom_joblist", "rejected_jobs", "metadata-before-jobs"}),
     7: frozenset({"last_job_start_time"}),
     8: frozenset({"system_information"}),
     9: frozenset({"system-information-only-if-collected"}),
@@ -134,9 +132,7 @@ def _str_list(values: list[Any], what: str) -> list[str]:
 def read_version(doc: Any) -> FormatVersion:
     """Return the format version of a session document (the top-level ``version``)."""
     if not isinstance(doc, dict):
-        raise CorruptedSessionError(
-            f"Value of object is of incorrect type {type(doc).__name__}"
-        )
+        raise CorruptedSessionError(f"Value of object is of incorrect type {type(doc).__name__}")
     if doc.get("version") is None:
         raise CorruptedSessionError("Missing value for key 'version'")
     raw = doc["version"]
@@ -187,20 +183,22 @@ def read_record(raw: Any) -> IOLogRecord:
     """Validate one io-log record ``[delay, stream, base64]`` and decode it."""
     if not isinstance(raw, list) or len(raw) != 3:
         raise CorruptedSessionError("Each io_log record must be a list of three items")
-    delay_raw, stream, data = raw
-    try:
-        delay = float(delay_raw)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise CorruptedSessionError(f"Cannot interpret io_log delay {delay_raw!r}") from exc
+    delay, stream, data = raw
+    if type(delay) is not float:
+        try:
+            delay = float(delay)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise CorruptedSessionError(f"Cannot interpret io_log delay {delay!r}") from exc
     if delay < 0:
         raise CorruptedSessionError("io_log delay cannot be negative")
-    if stream not in ("stdout", "stderr"):
+    if stream != "stdout" and stream != "stderr":
         raise CorruptedSessionError(f"Unsupported io_log stream name {stream!r}")
     if not isinstance(data, str):
         raise CorruptedSessionError("Value of io_log data is of incorrect type")
     try:
-        return IOLogRecord(delay, stream, base64.standard_b64decode(data.encode("ASCII")))
-    except (UnicodeEncodeError, binascii.Error, ValueError) as exc:
+        # Standard base64, lenient like PlainBox: non-alphabet characters are dropped.
+        return IOLogRecord(delay, stream, binascii.a2b_base64(data))
+    except (binascii.Error, ValueError) as exc:
         raise CorruptedSessionError("Cannot decode io_log data") from exc
 
 
@@ -210,9 +208,7 @@ def read_result(raw: Any, location: str | None) -> JobResult:
     A relative ``io_log_filename`` is joined with ``location`` when given.
     """
     if not isinstance(raw, dict):
-        raise CorruptedSessionError(
-            f"Value of result is of incorrect type {type(raw).__name__}"
-        )
+        raise CorruptedSessionError(f"Value of result is of incorrect type {type(raw).__name__}")
     outcome = _validate(raw, "outcome", str, True)
     if outcome not in OUTCOMES:
         raise CorruptedSessionError(f"Value {outcome!r} not in allowed set of outcomes")
@@ -268,4 +264,3 @@ def read_document(doc: Any, location: str | None = None) -> SessionDocument:
     return SessionDocument(
         version, metadata, jobs, results, list(desired), mandatory, system_information
     )
-

@@ -96,7 +96,9 @@ def state_to_dict(state: SessionState, session_id: str) -> dict[str, Any]:
     }
 
 
-def failure_dict(error: str, reason: str, message: str, job_ids: Sequence[str] = ()) -> dict[str, Any]:
+def failure_dict(
+    error: str, reason: str, message: str, job_ids: Sequence[str] = ()
+) -> dict[str, Any]:
     """SPEC §6's failure object."""
     return {
         "ok": False,
@@ -124,11 +126,7 @@ def inspect_path(
         data = read_session_file(session_file, max_session_bytes)
     except OSError as exc:
         return failure_dict("OSError", "io-error", f"{session_file}: {exc.strerror or exc}")
-    dirs = (
-        [Path(d) for d in provider_dirs]
-        if provider_dirs
-        else default_provider_dirs(os.environ)
-    )
+    dirs = [Path(d) for d in provider_dirs] if provider_dirs else default_provider_dirs(os.environ)
     units = load_providers(dirs).units
     helper = SessionResumeHelper(units, flags, str(location), max_session_bytes)
     try:

@@ -21,6 +21,8 @@ from typing import Any
 
 from resumed.providers.checksum import CURRENT_ERA, ERAS
 from resumed.providers.errors import ProvidersError
+from resumed.providers.loader import is_builtin_namespace
+from resumed.providers.render import MissingParam
 from resumed.providers.resource import parse_resource_records
 from resumed.providers.siblings import make_siblings
 from resumed.providers.solver import solve_run_list
@@ -54,7 +56,6 @@ KNOWN_FLAGS = (FLAG_IGNORE_JOB_CHECKSUMS, FLAG_FILE_REFERENCE_CHECKS, FLAG_REWRI
 _OLD_SESSION_PATH = re.compile(r".*/\.cache/plainbox/sessions/[^/]+")
 
 #: Checkbox's built-in providers that ship jobs (reference providers §1.6).
-_BUILTIN_NAMESPACE = "com.canonical.plainbox"
 _BUILTIN_PROVIDER = "com.canonical.plainbox:manifest"
 
 
@@ -72,12 +73,19 @@ class ResumeDiscardQualifier:
 def _unknown_jobs_error(prefix: str, job_ids: Sequence[str]) -> CorruptedSessionError:
     """``unknown-jobs``, naming Checkbox's built-in provider when its jobs are missing."""
     message = f"{prefix}: {', '.join(job_ids)}"
-    if any(job_id.startswith(_BUILTIN_NAMESPACE + "::") for job_id in job_ids):
+    if any(is_builtin_namespace(job_id.partition("::")[0]) for job_id in job_ids):
         message += (
             f" (Checkbox's built-in provider {_BUILTIN_PROVIDER} is not installed"
             " as a provider directory)"
         )
     return CorruptedSessionError(message, job_ids)
+
+
+def _may_have_siblings(job: JobDefinition) -> bool:
+    """Cheap pre-check: False only when ``job`` surely has no siblings of any kind."""
+    data = job.data
+    flags = f"{data.get('flags')} {data.get('_flags')}"
+    return "siblings" in data or "_siblings" in data or "also-after-suspend" in flags
 
 
 class _Resume:
@@ -152,6 +160,8 @@ class _Resume:
         self._add_siblings(job)
 
     def _add_siblings(self, parent: JobDefinition) -> None:
+        if not _may_have_siblings(parent):
+            return
         era = self.job_era.get(parent.id, self.sibling_era)
         siblings = make_siblings(parent, era)
         if not siblings:
@@ -163,6 +173,30 @@ class _Resume:
             self.sibling_era = best
         for sibling in siblings:
             self._add_job(sibling, era=best)
+
+    def _other_era_instances(
+        self,
+        template: TemplateUnit,
+        records: list[dict[str, str]],
+        era: str,
+        jobs: list[JobDefinition],
+    ) -> tuple[str, list[JobDefinition]]:
+        """When no instance of ``era`` is in the session, the era whose instances match most.
+
+        Eras differ in which instances survive (reference providers §4.8), so a
+        session from another era may hold instances ``era`` does not make.
+        """
+        best: tuple[int, str, list[JobDefinition]] = (0, era, jobs)
+        for other in reversed(ERAS):
+            if other == era:
+                continue
+            candidates = template.instantiate(records, other, self.strict)
+            matched = sum(
+                self.doc.jobs.get(job.id) == job.checksum_for(other) for job in candidates
+            )
+            if matched > best[0]:
+                best = (matched, other, candidates)
+        return best[1], best[2]
 
     def _pick_era(self, jobs: Sequence[JobDefinition], preferred: str) -> str:
         """The era whose rule matches the stored checksums of ``jobs`` best.
@@ -263,6 +297,8 @@ class _Resume:
         for template in self.templates.get(resource_id, ()):
             era = self.template_era
             jobs = template.instantiate(records, era, self.strict)
+            if not any(job.id in self.doc.jobs for job in jobs):
+                era, jobs = self._other_era_instances(template, records, era, jobs)
             best = self._pick_era(jobs, era)
             if best != era:
                 jobs = template.instantiate(records, best, self.strict)
@@ -290,7 +326,12 @@ class _Resume:
     def solve(self, mandatory: list[Any], desired: list[Any]) -> list[Any]:
         """The run list (mandatory jobs first, then the desired ones) via the solver."""
         wanted = list(dict.fromkeys([job.id for job in mandatory] + [job.id for job in desired]))
-        return [self.jobs[job_id] for job_id in solve_run_list(self.jobs, wanted)]
+        run_list = solve_run_list(self.jobs, wanted)
+        for problem in run_list.problems:
+            logger.debug("run list: %s", problem.message)
+        for job_id, error in run_list.broken_requires.items():
+            logger.warning("job %s has a broken requires program: %s", job_id, error)
+        return [self.jobs[job_id] for job_id in run_list]
 
     def retained_ids(self, run_list: list[Any]) -> set[str]:
         """Ids kept by the discard step: run list, ``jobs`` map, defined rejected jobs."""
@@ -350,7 +391,7 @@ class SessionResumeHelper:
         document = read_document(doc, self.location)
         try:
             return self._resume(document, early_cb)
-        except ProvidersError as exc:
+        except (ProvidersError, MissingParam) as exc:
             raise CorruptedSessionError(f"Cannot rebuild the session's jobs: {exc}") from exc
         except RecursionError as exc:
             raise CorruptedSessionError("Session structure is nested too deeply") from exc

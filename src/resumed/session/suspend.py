@@ -21,7 +21,9 @@ from resumed.session.model import (
 )
 
 
-def _result_repr(result: JobResult, version: FormatVersion, session_dir: str | None) -> dict[str, Any]:
+def _result_repr(
+    result: JobResult, version: FormatVersion, session_dir: str | None
+) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "outcome": result.outcome,
         "comments": result.comments,
@@ -35,7 +37,11 @@ def _result_repr(result: JobResult, version: FormatVersion, session_dir: str | N
         doc["io_log_filename"] = name
     elif isinstance(result, MemoryJobResult):
         doc["io_log"] = [
-            [record.delay, record.stream_name, base64.standard_b64encode(record.data).decode("ASCII")]
+            [
+                record.delay,
+                record.stream_name,
+                base64.standard_b64encode(record.data).decode("ASCII"),
+            ]
             for record in result.io_log
         ]
     return doc

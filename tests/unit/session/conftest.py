@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -77,10 +77,16 @@ def write_provider(root: Path, name: str, namespace: str, units: dict[str, str])
 def make_provider(tmp_path: Path) -> MakeProvider:
     """Write a provider into ``tmp_path/providers`` (repeatable); return that dir."""
 
-    def build(units: str | dict[str, str], namespace: str = "com.example.t",
-              name: str | None = None) -> Path:
+    def build(
+        units: str | dict[str, str], namespace: str = "com.example.t", name: str | None = None
+    ) -> Path:
         files = {"units.pxu": units} if isinstance(units, str) else units
-        return write_provider(tmp_path, name or f"{namespace.rsplit('.', 1)[0]}:{namespace.rsplit('.', 1)[1]}", namespace, files)
+        return write_provider(
+            tmp_path,
+            name or f"{namespace.rsplit('.', 1)[0]}:{namespace.rsplit('.', 1)[1]}",
+            namespace,
+            files,
+        )
 
     return build
 

@@ -184,7 +184,9 @@ def test_bad_result_field_is_corrupted(make_doc: Any, key: str, value: Any) -> N
         read_document(with_result(make_doc, result))
 
 
-@pytest.mark.parametrize("key", ["outcome", "comments", "return_code", "execution_duration", "io_log"])
+@pytest.mark.parametrize(
+    "key", ["outcome", "comments", "return_code", "execution_duration", "io_log"]
+)
 def test_missing_result_field_is_corrupted(make_doc: Any, key: str) -> None:
     result = dict(GOOD_RESULT)
     del result[key]

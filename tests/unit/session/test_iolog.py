@@ -30,7 +30,10 @@ def session_dir(tmp_path: Path) -> Path:
 
 def test_relative_name_is_read_from_the_session_dir(session_dir: Path) -> None:
     records = read_io_log(str(session_dir / "io-logs/job.record.gz"), str(session_dir), 10**6)
-    assert [(r.stream_name, r.data) for r in records] == [("stdout", b"hello\n"), ("stderr", b"oops\n")]
+    assert [(r.stream_name, r.data) for r in records] == [
+        ("stdout", b"hello\n"),
+        ("stderr", b"oops\n"),
+    ]
 
 
 def test_absolute_path_elsewhere_is_found_under_the_sessions_io_logs(session_dir: Path) -> None:

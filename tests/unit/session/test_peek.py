@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from resumed.session.envelope import pack_envelope
-from resumed.session.formats import VERSIONS
 from resumed.session.errors import CorruptedSessionError, IncompatibleSessionError
+from resumed.session.formats import VERSIONS
 from resumed.session.peek import SessionPeekHelper, SessionPeekHelper7, SessionPeekHelper11
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
@@ -28,11 +28,17 @@ def test_peek_of_every_sample_gives_its_manifest_metadata(manifest_path: Path) -
     assert meta.title == expected["title"]
     assert sorted(meta.flags) == expected["flags"]
     assert meta.running_job_name == expected["running_job_name"]
-    for key in ("app_id", "custom_joblist", "rejected_jobs", "last_job_start_time",
-                "remaining_todo_jobs"):
+    for key in (
+        "app_id",
+        "custom_joblist",
+        "rejected_jobs",
+        "last_job_start_time",
+        "remaining_todo_jobs",
+    ):
         assert getattr(meta, key) == (expected[key] if version.has(key) else None), key
     if version.has("app_blob"):
         assert json.loads(meta.app_blob or b"") == expected["app_blob_json"]
+
 
 def test_peek_lists_a_session_whose_results_are_broken(make_doc: Any) -> None:
     doc = make_doc(11, results={"ns::x": None}, jobs=7)

@@ -90,7 +90,9 @@ def memory(outcome: str | None, stdout: bytes = b"", comments: str | None = None
         "comments": comments,
         "return_code": 0,
         "execution_duration": 1.0,
-        "io_log": [[0.1 * i, "stdout", base64.b64encode(line).decode()] for i, line in enumerate(lines)],
+        "io_log": [
+            [0.1 * i, "stdout", base64.b64encode(line).decode()] for i, line in enumerate(lines)
+        ],
     }
 
 
@@ -122,7 +124,7 @@ def make_seed(units: list[Any], make_doc: Any, session_dir: Path) -> Any:
 
 
 def build_seed(units: list[Any], make_doc: Any, session_dir: Path, modern: bool) -> SessionState:
-    checksums = {u.id: u.checksum for u in units if not u.data.get("unit") == "template"}
+    checksums = {u.id: u.checksum for u in units if u.data.get("unit") != "template"}
     plain = ["devices", "first", "second", "ordered", "needs-resource", "with-siblings"]
     doc = make_doc(
         11,
@@ -131,19 +133,35 @@ def build_seed(units: list[Any], make_doc: Any, session_dir: Path, modern: bool)
             q("devices"): [memory("pass", RECORDS)],
             q("second"): [memory("fail", b"bad\n"), memory("pass", comments="re-run")],
         },
-        desired_job_list=[q(p) for p in (
-            "devices", "disk/check-sda", "disk/check-sdb", "jinja/eth0", "second", "ordered",
-            "needs-resource", "with-siblings-hdmi")],
+        desired_job_list=[
+            q(p)
+            for p in (
+                "devices",
+                "disk/check-sda",
+                "disk/check-sdb",
+                "jinja/eth0",
+                "second",
+                "ordered",
+                "needs-resource",
+                "with-siblings-hdmi",
+            )
+        ],
         mandatory_job_list=[q("mandatory-one")] if modern else [],
     )
     meta = doc["session"]["metadata"]
-    meta.update(rejected_jobs=[q("rejected-one")] if modern else [], app_blob="eyJ4IjogMX0=",
-                running_job_name=q("disk/check-sda"), title="seed")
+    meta.update(
+        rejected_jobs=[q("rejected-one")] if modern else [],
+        app_blob="eyJ4IjogMX0=",
+        running_job_name=q("disk/check-sda"),
+        title="seed",
+    )
     state = SessionResumeHelper(units, location=session_dir).resume(pack_envelope(doc))
-    state.job_state_map[q("first")].result_history.append(DiskJobResult(
-        "pass", None, 0, 2.5, str(session_dir / "io-logs" / "first.record.gz")))
+    state.job_state_map[q("first")].result_history.append(
+        DiskJobResult("pass", None, 0, 2.5, str(session_dir / "io-logs" / "first.record.gz"))
+    )
     state.job_state_map[q("disk/check-sdb")].result_history.append(
-        MemoryJobResult("crash", "boom", -9, None))
+        MemoryJobResult("crash", "boom", -9, None)
+    )
     return state
 
 
@@ -211,12 +229,45 @@ def test_seed_session_has_generated_jobs_siblings_and_rules(seed: SessionState) 
         (1, {"title", "flags", "running_job_name"}),
         (2, {"title", "flags", "running_job_name", "app_blob"}),
         (3, {"title", "flags", "running_job_name", "app_blob", "app_id"}),
-        (6, {"title", "flags", "running_job_name", "app_blob", "app_id", "custom_joblist",
-             "rejected_jobs"}),
-        (7, {"title", "flags", "running_job_name", "app_blob", "app_id", "custom_joblist",
-             "rejected_jobs", "last_job_start_time"}),
-        (11, {"title", "flags", "running_job_name", "app_blob", "app_id", "custom_joblist",
-              "rejected_jobs", "last_job_start_time", "remaining_todo_jobs"}),
+        (
+            6,
+            {
+                "title",
+                "flags",
+                "running_job_name",
+                "app_blob",
+                "app_id",
+                "custom_joblist",
+                "rejected_jobs",
+            },
+        ),
+        (
+            7,
+            {
+                "title",
+                "flags",
+                "running_job_name",
+                "app_blob",
+                "app_id",
+                "custom_joblist",
+                "rejected_jobs",
+                "last_job_start_time",
+            },
+        ),
+        (
+            11,
+            {
+                "title",
+                "flags",
+                "running_job_name",
+                "app_blob",
+                "app_id",
+                "custom_joblist",
+                "rejected_jobs",
+                "last_job_start_time",
+                "remaining_todo_jobs",
+            },
+        ),
     ],
 )
 def test_each_version_writes_exactly_its_metadata_keys(
@@ -235,8 +286,13 @@ def test_v1_to_v3_write_every_job_with_its_current_result_including_hollow(
     session = helper.suspend_document(seed)["session"]
     assert set(session["jobs"]) == set(seed.job_state_map) == set(session["results"])
     assert session["results"][q("ordered")] == [
-        {"outcome": None, "comments": None, "return_code": None, "execution_duration": None,
-         "io_log": []}
+        {
+            "outcome": None,
+            "comments": None,
+            "return_code": None,
+            "execution_duration": None,
+            "io_log": [],
+        }
     ]
     assert len(session["results"][q("second")]) == 1
 
@@ -256,7 +312,8 @@ def test_v5_writes_io_log_names_relative_and_v4_absolute(
 ) -> None:
     docs = {
         v: type("H", (SessionSuspendHelper,), {"VERSION": v})().suspend_document(
-            seed, str(session_dir))
+            seed, str(session_dir)
+        )
         for v in (4, 5)
     }
     first = {v: d["session"]["results"][q("first")][0]["io_log_filename"] for v, d in docs.items()}
@@ -277,5 +334,6 @@ def test_setting_up_lists_every_job_from_v10(
 def test_suspended_blob_is_gzip_of_sorted_compact_json(seed: SessionState) -> None:
     blob = SessionSuspendHelper().suspend(seed)
     text = gzip.decompress(blob).decode()
-    assert text == json.dumps(unpack_envelope(blob), ensure_ascii=False, sort_keys=True,
-                              separators=(",", ":"))
+    assert text == json.dumps(
+        unpack_envelope(blob), ensure_ascii=False, sort_keys=True, separators=(",", ":")
+    )

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
+from resumed.providers.checksum import ERAS
 from resumed.providers.loader import load_providers
+from resumed.providers.siblings import make_siblings
 from resumed.session.envelope import pack_envelope
 from resumed.session.errors import (
     BrokenReferenceToExternalFile,
@@ -55,9 +57,14 @@ def q(partial: str, ns: str = NS) -> str:
 
 def result(outcome: str | None = "pass", stdout: bytes = b"") -> dict[str, Any]:
     return {
-        "outcome": outcome, "comments": None, "return_code": 0, "execution_duration": 1.0,
-        "io_log": [[0.0, "stdout", base64.b64encode(line).decode()]
-                   for line in stdout.splitlines(keepends=True)],
+        "outcome": outcome,
+        "comments": None,
+        "return_code": 0,
+        "execution_duration": 1.0,
+        "io_log": [
+            [0.0, "stdout", base64.b64encode(line).decode()]
+            for line in stdout.splitlines(keepends=True)
+        ],
     }
 
 
@@ -70,8 +77,9 @@ def sums(units: list[Any]) -> dict[str, str]:
     return {u.id: u.checksum for u in units}
 
 
-def resume(units: list[Any], doc: dict[str, Any], location: Path | None = None,
-           flags: tuple[str, ...] = ()) -> SessionState:
+def resume(
+    units: list[Any], doc: dict[str, Any], location: Path | None = None, flags: tuple[str, ...] = ()
+) -> SessionState:
     return SessionResumeHelper(units, flags, location).resume(pack_envelope(doc))
 
 
@@ -160,8 +168,7 @@ def generated_doc(make_doc: Any, units: list[Any], gen_checksum: str, **extra: A
 
 
 def current_checksum(units: list[Any], make_doc: Any) -> str:
-    state = resume(units, generated_doc(make_doc, units, "x" * 64),
-                   flags=("ignore-job-checksums",))
+    state = resume(units, generated_doc(make_doc, units, "x" * 64), flags=("ignore-job-checksums",))
     return state.job_state_map[q("gen-1")].checksum
 
 
@@ -197,8 +204,9 @@ def disk_doc(make_doc: Any, units: list[Any], name: str, job: str = "res") -> di
     cs = sums(units)
     disk = dict(result("pass"), io_log_filename=name)
     del disk["io_log"]
-    return make_doc(11, jobs={q(job): cs[q(job)]}, results={q(job): [disk]},
-                    desired_job_list=[q(job)])
+    return make_doc(
+        11, jobs={q(job): cs[q(job)]}, results={q(job): [disk]}, desired_job_list=[q(job)]
+    )
 
 
 def test_missing_resource_io_log_is_broken_reference(
@@ -235,7 +243,8 @@ def test_rewrite_log_pathnames_relocates_old_cache_paths(
     flags = ("file-reference-checks", "rewrite-log-pathnames")
     state = resume(units, doc, tmp_path, flags=flags)
     assert state.job_state_map[q("a")].result.io_log_filename == str(  # type: ignore[attr-defined]
-        tmp_path / "io-logs" / "a.record.gz")
+        tmp_path / "io-logs" / "a.record.gz"
+    )
 
 
 def test_rejected_job_a_provider_defines_is_kept(make_doc: Any, units: list[Any]) -> None:
@@ -296,7 +305,10 @@ def test_version_specific_resume_helper_rejects_other_versions(
 def test_discard_qualifier_designates_jobs_outside_the_retain_set(units: list[Any]) -> None:
     qualifier = ResumeDiscardQualifier({q("a")})
     assert [u.id for u in units if qualifier.get_simple_match(u)] == [
-        q("res"), q("gen-{n}"), q("b")]
+        q("res"),
+        q("gen-{n}"),
+        q("b"),
+    ]
 
 
 def test_same_job_twice_with_different_content_is_incompatible_job(
@@ -310,9 +322,7 @@ def test_same_job_twice_with_different_content_is_incompatible_job(
     assert info.value.job_ids == [q("a")]
 
 
-def test_two_providers_and_yaml_units_resume_together(
-    make_doc: Any, make_provider: Any
-) -> None:
+def test_two_providers_and_yaml_units_resume_together(make_doc: Any, make_provider: Any) -> None:
     make_provider(UNITS)
     providers = make_provider(
         {"more.yaml": "id: y\nplugin: shell\ncommand: |\n  echo y\ndepends: [com.example.t::a]\n"},
@@ -321,8 +331,9 @@ def test_two_providers_and_yaml_units_resume_together(
     units = load_providers([providers]).units
     y = q("y", "com.example.other")
     cs = sums(units)
-    doc = make_doc(11, jobs={y: cs[y], q("a"): cs[q("a")]}, results={y: [result()]},
-                   desired_job_list=[y])
+    doc = make_doc(
+        11, jobs={y: cs[y], q("a"): cs[q("a")]}, results={y: [result()]}, desired_job_list=[y]
+    )
     state = resume(units, doc)
     assert [j.id for j in state.run_list] == [q("a"), y]
 
@@ -337,13 +348,75 @@ def test_after_suspend_sibling_matches_its_era_and_is_reported(
     )
     units = load_providers([providers]).units
     parent = next(u for u in units if u.partial_id == "s")
-    from resumed.providers.siblings import make_siblings
 
     sibling = make_siblings(parent, "legacy")[0]
     ns = "com.canonical.certification"
-    doc = make_doc(11, jobs={sibling.id: sibling.checksum_for("legacy")},
-                   results={sibling.id: [result()]}, desired_job_list=[sibling.id])
+    doc = make_doc(
+        11,
+        jobs={sibling.id: sibling.checksum_for("legacy")},
+        results={sibling.id: [result()]},
+        desired_job_list=[sibling.id],
+    )
     state = resume(units, doc)
     assert state.checksum_rules == ["legacy"]
     assert [j.id for j in state.run_list] == [
-        q("s", ns), q("suspend/suspend_advanced_auto", ns), sibling.id]
+        q("s", ns),
+        q("suspend/suspend_advanced_auto", ns),
+        sibling.id,
+    ]
+
+
+def test_provider_edited_template_makes_generated_job_incompatible(
+    make_doc: Any, units: list[Any], make_provider: Any, tmp_path: Path
+) -> None:
+    doc = generated_doc(make_doc, units, current_checksum(units, make_doc))
+    edited = make_provider(
+        UNITS.replace("command: g {n}", "command: g2 {n}"), name="com.example:edited"
+    )
+    (tmp_path / "providers" / "com.example_t.provider").unlink()
+    new_units = load_providers([edited]).units
+    with pytest.raises(IncompatibleJobError) as info:
+        resume(new_units, doc)
+    assert info.value.job_ids == [q("gen-1")]
+
+
+@pytest.mark.parametrize("era", ERAS)
+def test_after_suspend_siblings_written_in_every_era_resume(
+    make_doc: Any, make_provider: Any, era: str
+) -> None:
+    providers = make_provider(
+        "id: s\nplugin: shell\nflags: noreturn also-after-suspend-manual\ngroup: g\ncommand: s\n"
+        "\nid: suspend/suspend_advanced\nplugin: shell\ncommand: zzz\n",
+        namespace="com.canonical.certification",
+    )
+    units = load_providers([providers]).units
+    parent = next(u for u in units if u.partial_id == "s")
+    sibling = make_siblings(parent, era)[0]
+    stored = sibling.checksum_for(era)
+    doc = make_doc(
+        11,
+        jobs={sibling.id: stored},
+        results={sibling.id: [result()]},
+        desired_job_list=[sibling.id],
+    )
+    state = resume(units, doc)
+    assert state.job_state_map[sibling.id].checksum == stored
+    assert len(state.checksum_rules) == 1
+    (rule,) = state.checksum_rules
+    assert make_siblings(parent, rule)[0].checksum_for(rule) == stored
+
+
+def test_instances_only_an_older_era_makes_come_back_in_that_era(
+    make_doc: Any, make_provider: Any
+) -> None:
+    """1.18.1 treats an unknown template engine as `default`; current Checkbox drops them."""
+    providers = make_provider(UNITS.replace("id: gen-{n}", "template-engine: custom\nid: gen-{n}"))
+    units = load_providers([providers]).units
+    template = next(u for u in units if u.id == q("gen-{n}"))
+    (legacy,) = template.instantiate([{"n": "1"}], "legacy")
+    assert template.instantiate([{"n": "1"}], ERAS[-1]) == []
+    doc = generated_doc(make_doc, units, legacy.checksum_for("legacy"))
+    doc["session"]["metadata"]["flags"] = ["incomplete"]
+    state = resume(units, doc)
+    assert state.job_state_map[q("gen-1")].result.outcome == "fail"
+    assert state.checksum_rules == ["legacy"]
