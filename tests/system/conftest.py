@@ -12,19 +12,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import logging
 import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-
-logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "tests" / "data" / "samples"
@@ -360,7 +356,7 @@ def nspawn_works(tmp_path_factory: pytest.TempPathFactory) -> None:
     (probe / "etc/os-release").write_text("ID=probe\n")
     proc = subprocess.run(
         ["systemd-nspawn", "--quiet", "-D", str(probe), "--register=no", "--keep-unit",
-         f"--bind-ro=/usr", "/usr/bin/true"],
+         "--bind-ro=/usr", "/usr/bin/true"],
         capture_output=True, text=True, timeout=60, check=False,
         env={**os.environ, "PATH": DEB_PATH},
     )

@@ -212,14 +212,27 @@ def test_watchdog_keeps_a_live_daemon_and_restarts_a_stuck_one(
     daemon.wait_settled()
 
 
-def test_daemon_stops_cleanly_when_asked(guest: Any, daemon: Daemon) -> None:
-    """`systemctl stop resumed` ends the daemon by SIGTERM in time (no SIGKILL, exit 0)."""
+def test_daemon_stops_cleanly_and_a_bus_call_starts_it_again(
+        guest: Any, daemon: Daemon) -> None:
+    """`systemctl stop` ends the daemon by SIGTERM (exit 0); bus activation brings it back."""
     daemon.wait_running()
     guest.run("systemctl", "stop", "resumed", timeout=READY_TIMEOUT)
     try:
         props = daemon.unit("ActiveState", "Result", "ExecMainCode", "ExecMainStatus")
         assert props == {"ActiveState": "inactive", "Result": "success",
                          "ExecMainCode": "1", "ExecMainStatus": "0"}, guest.diagnose()
+        # The first call to the name makes dbus-daemon ask systemd for resumed.service.
+        assert daemon.manager_state() is not None, guest.diagnose()
+        daemon.wait_running()
     finally:
         guest.run("systemctl", "start", "resumed", timeout=READY_TIMEOUT)
     daemon.wait_settled()
+
+
+def test_resumectl_in_the_guest_shows_the_settled_session(guest: Any, daemon: Daemon) -> None:
+    """The installed `resumectl` lists the sessions and shows the settled outcome."""
+    daemon.wait_settled()
+    listed = json.loads(guest.run("resumectl", "--json", "list").stdout)
+    assert sorted(s["id"] for s in listed) == sorted(SESSION_IDS)
+    shown = json.loads(guest.run("resumectl", "--json", "show", "small-v11").stdout)
+    assert (shown["state"], shown["interrupted_job_outcome"]) == ("resumed", "pass")

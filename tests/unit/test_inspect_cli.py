@@ -183,9 +183,10 @@ def test_readable_output_names_the_session_and_its_jobs(
     assert "com.example.synth::synth/device-check-dev00000: fail, fail" in out
 
 
-def test_help_lists_the_checksum_eras(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("argv", [["--help"], ["inspect", "--help"]])
+def test_help_lists_the_checksum_eras(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
-        main(["inspect", "--help"])
+        main(argv)
     assert info.value.code == 0
     out = capsys.readouterr().out
     for era in ("legacy", "template-id"):

@@ -33,7 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--address", default=argparse.SUPPRESS, help="D-Bus address (default: the system bus)"
     )
     parser = argparse.ArgumentParser(
-        prog="resumectl", description="Query resumed, or inspect a session offline."
+        prog="resumectl",
+        description="Query resumed, or inspect a session offline.",
+        epilog=_eras_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
     parser.add_argument("--address", help="D-Bus address (default: the system bus)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 from resumed.session.errors import CorruptedSessionError
@@ -20,48 +21,63 @@ DEFAULT_MAX_SESSION_BYTES = 256 * 1024 * 1024
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 64 * 1024
+_FIRST_FEED = 256
 MSG_DECOMPRESS = "Cannot decompress session data"
 MSG_DECODE = "Cannot decode session text"
 MSG_JSON = "Cannot interpret session JSON"
 
 
-def gunzip_bounded(data: bytes, max_bytes: int, message: str = MSG_DECOMPRESS) -> bytes:
-    """Decompress ``data`` (one or more gzip members) to at most ``max_bytes`` bytes.
+def iter_gunzip(data: bytes, max_bytes: int, message: str = MSG_DECOMPRESS) -> Iterator[bytes]:
+    """Yield the decompressed chunks of ``data`` (one or more gzip members).
 
-    Like :func:`gzip.decompress`, empty input gives ``b""``, concatenated members
+    Like :func:`gzip.decompress`, empty input gives nothing, concatenated members
     are joined and trailing zero padding is ignored; anything else that is not
-    valid gzip (bad header, bad CRC, truncation, trailing garbage) or output
-    beyond ``max_bytes`` raises :class:`CorruptedSessionError` with ``message``.
+    valid gzip (bad header, bad CRC, truncation, trailing garbage) or more than
+    ``max_bytes`` of output raises :class:`CorruptedSessionError` with
+    ``message``. Input is fed in bounded slices of a memoryview, so time is
+    linear in the input whatever the number of members.
     """
-    out: list[bytes] = []
-    total = 0
-    rest = data
-    while rest:
-        if not rest.startswith(_GZIP_MAGIC):
-            if out and not rest.strip(b"\x00"):
-                break
+    view = memoryview(data)
+    end = len(view)
+    offset = total = 0
+    while offset < end:
+        if view[offset : offset + 2] != _GZIP_MAGIC:
+            if offset and not bytes(view[offset:]).strip(b"\x00"):
+                return
             raise CorruptedSessionError(message)
         decomp = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        pending = rest
+        pos = offset
+        pending: bytes | memoryview = b""
+        # Small first slices: what follows a member is copied into unused_data.
+        feed = _FIRST_FEED
         try:
             while not decomp.eof:
+                if not pending and pos < end:
+                    pending = view[pos : pos + feed]
+                    pos += len(pending)
+                    feed = min(feed * 4, _CHUNK)
+                before = len(pending)
                 chunk = decomp.decompress(pending, max_length=min(_CHUNK, max_bytes - total + 1))
-                progressed = bool(chunk) or len(decomp.unconsumed_tail) != len(pending)
                 pending = decomp.unconsumed_tail
                 total += len(chunk)
                 if total > max_bytes:
                     raise CorruptedSessionError(
                         f"{message}: more than {max_bytes} bytes when decompressed"
                     )
-                out.append(chunk)
-                if not progressed:
+                if chunk:
+                    yield chunk
+                elif len(pending) == before and pos >= end:
                     break
         except zlib.error as exc:
             raise CorruptedSessionError(message) from exc
         if not decomp.eof:
             raise CorruptedSessionError(message)
-        rest = decomp.unused_data
-    return b"".join(out)
+        offset = pos - len(decomp.unused_data)
+
+
+def gunzip_bounded(data: bytes, max_bytes: int, message: str = MSG_DECOMPRESS) -> bytes:
+    """Decompress ``data`` to at most ``max_bytes`` bytes (see :func:`iter_gunzip`)."""
+    return b"".join(iter_gunzip(data, max_bytes, message))
 
 
 def unpack_envelope(data: bytes, max_bytes: int = DEFAULT_MAX_SESSION_BYTES) -> Any:

@@ -14,8 +14,9 @@ import json
 import logging
 import os
 import stat
+from collections.abc import Iterable, Iterator
 
-from resumed.session.envelope import gunzip_bounded
+from resumed.session.envelope import iter_gunzip
 from resumed.session.errors import BrokenReferenceToExternalFile, CorruptedSessionError
 from resumed.session.formats import read_record
 from resumed.session.model import IOLogRecord
@@ -87,9 +88,27 @@ def io_log_exists(filename: str, location: str | None) -> bool:
     return True
 
 
-def read_io_log(filename: str, location: str | None, max_bytes: int) -> list[IOLogRecord]:
-    """Read and parse an io-log: one JSON ``[delay, stream, base64]`` per line.
+def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Split a stream of chunks into lines, in time linear in the bytes."""
+    parts: list[bytes] = []
+    for chunk in chunks:
+        start = 0
+        while (newline := chunk.find(b"\n", start)) >= 0:
+            parts.append(chunk[start : newline + 1])
+            yield b"".join(parts)
+            parts.clear()
+            start = newline + 1
+        parts.append(chunk[start:])
+    tail = b"".join(parts)
+    if tail:
+        yield tail
 
+
+def iter_io_log(filename: str, location: str | None, max_bytes: int) -> Iterator[IOLogRecord]:
+    """Yield the records of an io-log, one JSON ``[delay, stream, base64]`` per line.
+
+    The file is opened at once; decompression and parsing are streamed, so
+    memory stays bounded by the compressed size whatever the record count.
     Missing or unopenable files raise :class:`BrokenReferenceToExternalFile`;
     bad content or more than ``max_bytes`` raise :class:`CorruptedSessionError`.
     """
@@ -103,13 +122,15 @@ def read_io_log(filename: str, location: str | None, max_bytes: int) -> list[IOL
         ) from exc
     if len(compressed) > max_bytes:
         raise CorruptedSessionError(f"io-log {filename!r} is larger than {max_bytes} bytes")
-    message = f"Cannot decompress io-log {filename!r}"
-    raw = gunzip_bounded(compressed, max_bytes, message)
-    records = []
+    return _records(
+        filename, iter_gunzip(compressed, max_bytes, f"Cannot decompress io-log {filename!r}")
+    )
+
+
+def _records(filename: str, chunks: Iterator[bytes]) -> Iterator[IOLogRecord]:
     try:
-        for line in raw.decode("UTF-8").splitlines():
+        for line in _lines(chunks):
             if line.strip():
-                records.append(read_record(json.loads(line)))
+                yield read_record(json.loads(line))
     except (ValueError, RecursionError) as exc:
         raise CorruptedSessionError(f"Cannot interpret io-log {filename!r}") from exc
-    return records

@@ -15,7 +15,7 @@ import logging
 import os
 import re
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -35,7 +35,7 @@ from resumed.session.errors import (
     IncompatibleSessionError,
 )
 from resumed.session.formats import SessionDocument, read_document, read_version
-from resumed.session.iolog import io_log_exists, read_io_log
+from resumed.session.iolog import io_log_exists, iter_io_log
 from resumed.session.model import (
     DiskJobResult,
     IOLogRecord,
@@ -285,13 +285,13 @@ class _Resume:
         if records and records != [{}]:
             self._instantiate(job.id, records)
 
-    def _stdout_records(self, result: JobResult) -> list[bytes]:
-        records: Sequence[IOLogRecord] = ()
+    def _stdout_records(self, result: JobResult) -> Iterator[bytes]:
+        records: Iterable[IOLogRecord] = ()
         if isinstance(result, DiskJobResult):
-            records = read_io_log(result.io_log_filename, self.location, self.max_bytes)
+            records = iter_io_log(result.io_log_filename, self.location, self.max_bytes)
         elif isinstance(result, MemoryJobResult):
             records = result.io_log
-        return [record.data for record in records if record.stream_name == "stdout"]
+        return (record.data for record in records if record.stream_name == "stdout")
 
     def _instantiate(self, resource_id: str, records: list[dict[str, str]]) -> None:
         for template in self.templates.get(resource_id, ()):
