@@ -18,10 +18,10 @@ import random
 import subprocess
 import sys
 import time
-
-import pytest
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 import reliability_support as rs
 from resumed import settle

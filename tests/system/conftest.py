@@ -229,6 +229,16 @@ class Guest:
             capture_output=True, text=True, timeout=30, check=False,
         )
 
+    def wait_for(self, what: str, check: Callable[[], object], timeout: float,
+                 describe: Callable[[], str] | None = None) -> object:
+        """Poll ``check`` until truthy; on timeout fail with ``describe()`` (default: the
+        daemon's status and journal)."""
+        return wait_for(what, check, timeout, describe or self.diagnose)
+
+    def path(self, guest_path: str) -> Path:
+        """The host path of a file in the running guest (its /run and /tmp included)."""
+        return Path(f"/proc/{self.pid1}/root{guest_path}")
+
     def unit_properties(self, unit: str, *names: str) -> dict[str, str]:
         """Return the given properties of a systemd unit in the guest."""
         out = self.run("systemctl", "show", unit, *(f"--property={n}" for n in names)).stdout
@@ -403,7 +413,8 @@ def installed_root(built_deb: Path,
 
 
 @pytest.fixture(scope="session")
-def guest(nspawn_works: None, installed_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Guest]:
+def guest(nspawn_works: None, installed_root: Path,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Guest]:
     """The installed root, booted; killed at the end whatever happened."""
     log = tmp_path_factory.mktemp("console") / "console.log"
     machine = Guest(installed_root, f"resumed-test-{os.getpid()}", log)

@@ -79,7 +79,7 @@ class Daemon:
             ok = props.get("ActiveState") == "active" and props.get("SubState") == "running"
             return props if ok else None
 
-        return wait_for("resumed.service to run", running, READY_TIMEOUT, self.guest.diagnose)
+        return self.guest.wait_for("resumed.service to run", running, READY_TIMEOUT)
 
     def wait_settled(self) -> None:
         """Wait until the daemon is ready and every sample session is resumed and settled."""
@@ -90,8 +90,8 @@ class Daemon:
                        and self.session_property(s, "InterruptedJobOutcome") == "pass"
                        for s in SESSION_IDS)
 
-        wait_for("the sample sessions to be resumed and settled", settled, READY_TIMEOUT,
-                 self.describe)
+        self.guest.wait_for("the sample sessions to be resumed and settled", settled,
+                            READY_TIMEOUT, self.describe)
 
     def describe(self) -> str:
         """What the daemon publishes, for failure messages."""
@@ -100,18 +100,6 @@ class Daemon:
         errors = {s: self.session_property(s, "SettleError") for s in SESSION_IDS}
         return (f"State={self.manager_state()!r}\nsessions={sessions}\ndiscarded={discarded}\n"
                 f"settle errors={errors}\n{self.guest.diagnose()}")
-
-
-def wait_for(what: str, check: Any, timeout: float, describe: Any) -> Any:
-    """Poll ``check`` until truthy (see conftest.wait_for)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{describe()}")
-        time.sleep(0.3)
 
 
 def session_file(root: Path, session_id: str) -> Path:
@@ -174,7 +162,7 @@ def test_killed_daemon_is_restarted_by_systemd(guest: Any, daemon: Daemon) -> No
         new = props["MainPID"] not in ("0", before["MainPID"]) and props["SubState"] == "running"
         return props if new else None
 
-    after = wait_for("systemd to restart the daemon", restarted, READY_TIMEOUT, guest.diagnose)
+    after = guest.wait_for("systemd to restart the daemon", restarted, READY_TIMEOUT)
     assert int(after["NRestarts"]) == int(before["NRestarts"]) + 1
     daemon.wait_settled()
     assert {s: session_file(guest.root, s).read_bytes() for s in SESSION_IDS} == written
@@ -185,8 +173,9 @@ def test_watchdog_keeps_a_live_daemon_and_restarts_a_stuck_one(
     """The unit arms the watchdog; the daemon feeds it; a frozen daemon is restarted."""
     assert daemon.unit("WatchdogUSec")["WatchdogUSec"] == "30s"
     # A short watchdog for the test only, so that a missed ping shows within seconds.
-    guest.run("mkdir", "-p", str(Path(DROP_IN).parent))
-    guest.run("sh", "-c", f"printf '[Service]\\nWatchdogSec=2s\\nTimeoutAbortSec=2s\\n' > {DROP_IN}")
+    drop_in = guest.path(DROP_IN)
+    drop_in.parent.mkdir(parents=True, exist_ok=True)
+    drop_in.write_text("[Service]\nWatchdogSec=2s\nTimeoutAbortSec=2s\n")
     try:
         guest.run("systemctl", "daemon-reload")
         guest.run("systemctl", "restart", "resumed")
@@ -202,11 +191,11 @@ def test_watchdog_keeps_a_live_daemon_and_restarts_a_stuck_one(
             new = props["MainPID"] not in ("0", fed["MainPID"]) and props["SubState"] == "running"
             return props if new else None
 
-        after = wait_for("the watchdog to restart the frozen daemon", restarted, READY_TIMEOUT,
-                         guest.diagnose)
+        after = guest.wait_for("the watchdog to restart the frozen daemon", restarted,
+                               READY_TIMEOUT)
         assert int(after["NRestarts"]) == int(fed["NRestarts"]) + 1
     finally:
-        guest.run("rm", "-f", DROP_IN)
+        drop_in.unlink()
         guest.run("systemctl", "daemon-reload")
         guest.run("systemctl", "restart", "resumed")
     daemon.wait_settled()
@@ -236,3 +225,24 @@ def test_resumectl_in_the_guest_shows_the_settled_session(guest: Any, daemon: Da
     assert sorted(s["id"] for s in listed) == sorted(SESSION_IDS)
     shown = json.loads(guest.run("resumectl", "--json", "show", "small-v11").stdout)
     assert (shown["state"], shown["interrupted_job_outcome"]) == ("resumed", "pass")
+
+
+def test_purge_then_install_on_a_running_system(
+        guest: Any, daemon: Daemon, built_deb: Path) -> None:
+    """Purging stops the daemon and removes its config, never the sessions; installing on a
+    running system starts it at once, and it does not settle again."""
+    daemon.wait_settled()
+    written = {s: session_file(guest.root, s).read_bytes() for s in SESSION_IDS}
+    guest.run("dpkg", "--purge", "resumed")
+    assert daemon.unit("ActiveState")["ActiveState"] == "inactive"
+    assert not (guest.root / "etc/resumed").exists()
+    assert {s: session_file(guest.root, s).read_bytes() for s in SESSION_IDS} == written
+
+    guest.path(f"/tmp/{built_deb.name}").write_bytes(built_deb.read_bytes())
+    guest.run("dpkg", "-i", f"/tmp/{built_deb.name}")
+    assert (guest.root / "etc/resumed/resumed.toml").is_file()
+    daemon.wait_running()
+    daemon.wait_settled()
+    assert {s: session_file(guest.root, s).read_bytes() for s in SESSION_IDS} == written
+    for session_id in SESSION_IDS:
+        assert len(daemon.job_results(session_id, REBOOT_JOB)) == 1

@@ -59,14 +59,18 @@ def era_info(era: str) -> Era:
         raise ValueError(f"unknown checksum era {era!r} (known: {', '.join(ERAS)})") from None
 
 
+def _data_text(data: Mapping[str, Any], namespace: str | None) -> str:
+    ordered = dict(sorted(data.items()))
+    if namespace:
+        ordered["namespace"] = namespace
+    return _DUMPS(ordered)
+
+
 def canonical_text(
     data: Mapping[str, Any], namespace: str | None, parameters: Mapping[str, Any] | None = None
 ) -> str:
     """The exact text PlainBox hashes for a unit."""
-    ordered = dict(sorted(data.items()))
-    if namespace:
-        ordered["namespace"] = namespace
-    text = _DUMPS(ordered)
+    text = _data_text(data, namespace)
     if parameters is not None:
         text += _DUMPS(dict(sorted(parameters.items())))
     return text
@@ -77,3 +81,24 @@ def compute_checksum(
 ) -> str:
     """PlainBox's checksum of a unit with `data`, provider `namespace` and `parameters`."""
     return hashlib.sha256(canonical_text(data, namespace, parameters).encode("utf-8")).hexdigest()
+
+
+class ChecksumPrefix:
+    """The hash state after a unit's data: instances sharing `data` only hash their parameters.
+
+    `ChecksumPrefix(data, ns).checksum(params) == compute_checksum(data, ns, params)`;
+    template instances of one era share their data, so its canonical text is
+    encoded and hashed once per template and era instead of once per instance.
+    """
+
+    __slots__ = ("_hash",)
+
+    def __init__(self, data: Mapping[str, Any], namespace: str | None) -> None:
+        self._hash = hashlib.sha256(_data_text(data, namespace).encode("utf-8"))
+
+    def checksum(self, parameters: Mapping[str, Any] | None) -> str:
+        """The checksum of a unit with the prefix's data and `parameters`."""
+        digest = self._hash.copy()
+        if parameters is not None:
+            digest.update(_DUMPS(dict(sorted(parameters.items()))).encode("utf-8"))
+        return digest.hexdigest()

@@ -16,9 +16,9 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from resumed.providers.checksum import Era, era_info
+from resumed.providers.checksum import ChecksumPrefix, Era, era_info
 from resumed.providers.errors import ProvidersError, ResourceProgramError
-from resumed.providers.render import MissingParam, accessed_names
+from resumed.providers.render import MissingParam, accessed_default, accessed_names, render
 from resumed.providers.resource import compile_program, parse_imports
 from resumed.providers.units import (
     JOB_UNIT_TYPES,
@@ -47,6 +47,9 @@ _RENDERED_FIELDS = (
 )
 _MANUAL_ONLY_FIELDS = ("description", "purpose", "steps", "verification")
 _SLUG_DROP = re.compile(r"[^-_.:/\\A-Za-z0-9]")
+_SHLEX_SPECIAL = frozenset("'\"\\")
+#: Marks a field whose rendered value differs between instances.
+_DYNAMIC = object()
 
 
 def template_id_of(template: TemplateUnit) -> str:
@@ -71,11 +74,77 @@ class _EraShape:
         self.accessed = frozenset().union(
             *(accessed_names(value, self.engine, self.legacy) for value in data.values())
         )
+        self.hasher = ChecksumPrefix(data, template.namespace)
+        self._checks: _Checks | None = None
 
     def parameters(self, record: Mapping[str, str], index: int) -> dict[str, Any]:
         params: dict[str, Any] = {k: v for k, v in record.items() if k in self.accessed}
         params["__index__"] = index
         return params
+
+    @property
+    def checks(self) -> _Checks:
+        """What `check_instance` needs, prepared once per template and era."""
+        if self._checks is None:
+            self._checks = _Checks(self.data, self.engine, self.legacy)
+        return self._checks
+
+
+def _field_value(data: Mapping[str, Any], name: str) -> Any:
+    """The raw value `get_record_value` renders: `_name` before `name`."""
+    value = data.get("_" + name)
+    return data.get(name) if value is None else value
+
+
+def _static_rendering(value: Any, engine: str) -> Any:
+    """`value` rendered, when that cannot depend on the parameters; else `_DYNAMIC`.
+
+    Only values whose rendering cannot fail and uses no parameter qualify:
+    strings the default engine formats without any field, lists of those,
+    and non-strings. jinja2 strings are always rendered per instance.
+    """
+    if isinstance(value, list):
+        items = [_static_rendering(item, engine) for item in value]
+        return _DYNAMIC if any(item is _DYNAMIC for item in items) else items
+    if not isinstance(value, str):
+        return value
+    if engine == "jinja2":
+        return _DYNAMIC
+    try:
+        if accessed_default(value):
+            return _DYNAMIC
+        return render(value, engine, {})
+    except (MissingParam, ProvidersError):
+        return _DYNAMIC
+
+
+class _Checks:
+    """The parts of PlainBox's instance checks that are the same for every instance."""
+
+    def __init__(self, data: Mapping[str, Any], engine: str, legacy: bool) -> None:
+        self.engine = engine
+        self.legacy = legacy
+        names = (*_RENDERED_FIELDS, *_MANUAL_ONLY_FIELDS)
+        self.raw = {name: _field_value(data, name) for name in names}
+        self.static = {name: _static_rendering(self.raw[name], engine) for name in names}
+        variant_fields = _VARIANT_FIELDS + (("summary",) if legacy else ())
+        #: (field, sorted names it uses) for each variant field present, in check order.
+        self.variant: list[tuple[str, list[str]]] = [
+            (name, sorted(accessed_names(data[name], engine, legacy)))
+            for name in variant_fields if name in data
+        ]
+        self.invariant_problem: str | None = None
+        for name in _INVARIANT_FIELDS:
+            if name in data and accessed_names(data[name], engine, legacy):
+                self.invariant_problem = f"field {name!r} must not use template parameters"
+                break
+
+    def value(self, name: str, params: Mapping[str, Any]) -> Any:
+        """The rendered field `name` (`get_record_value`); raises as rendering does."""
+        static = self.static[name]
+        if static is not _DYNAMIC:
+            return static
+        return render(self.raw[name], self.engine, params)
 
 
 def _shape(template: TemplateUnit, era: str) -> _EraShape:
@@ -109,12 +178,13 @@ def instantiate(
             continue
         index += 1
         params = shape.parameters(record, index)
-        variant = _variant_maker(template, record, index)
+        variant, checksum = _variant_maker(template, record, index)
         job = JobDefinition(
             shape.data, template.namespace, template.origin, template.provider,
             parameters=params, template_id=template_id, era_variant=variant,
+            era_checksum=checksum, built_era=era,
         )
-        problem = check_instance(job, info)
+        problem = check_instance(job, info, shape.checks)
         if problem is None:
             jobs.append(job)
         elif strict:
@@ -122,6 +192,7 @@ def instantiate(
             jobs.append(InvalidJob(
                 shape.data, template.namespace, template.origin, template.provider,
                 parameters=params, template_id=template_id, era_variant=variant,
+                era_checksum=checksum, built_era=era,
             ))
         else:
             log.info("ignoring invalid generated job from %s: %s", template.id, problem)
@@ -133,54 +204,81 @@ def _variant_maker(template: TemplateUnit, record: Mapping[str, str], index: int
         shape = _shape(template, era)
         return shape.data, shape.parameters(record, index)
 
-    return variant
+    def checksum(era: str) -> str:
+        shape = _shape(template, era)
+        return shape.hasher.checksum(shape.parameters(record, index))
+
+    return variant, checksum
 
 
-def check_instance(job: JobDefinition, era: Era) -> str | None:
+def check_instance(job: JobDefinition, era: Era, checks: _Checks | None = None) -> str | None:
     """Why PlainBox (of `era`) rejects this instance, or None if it is kept.
 
-    Raises `TemplateError` where rendering crashes PlainBox's replay.
+    Raises `TemplateError` where rendering crashes PlainBox's replay. Only the
+    fields that use parameters are rendered per instance (`checks`: what the
+    instances of one template share, prepared once).
     """
     legacy = not era.relaxed_checks
-    data, params = job.data, job.parameters or {}
+    if checks is None or checks.legacy != legacy:
+        checks = _Checks(job.data, job.engine, legacy)
+    params = job.parameters or {}
     try:  # rendering the id comes first: its crashes (`{}`, undefined.attr) abort replay
-        job.get_record_value("id")
+        rendered_id = checks.value("id", params)
     except MissingParam as exc:
         return str(exc)
-    variant_fields = _VARIANT_FIELDS + (("summary",) if legacy else ())
-    for name in variant_fields:
-        if name in data:
-            used = accessed_names(data[name], job.engine, legacy)
-            if not used:
-                return f"field {name!r} must use a template parameter"
-            for param in sorted(used):
-                if param not in params:
-                    return f"reference to unknown parameter {param!r}"
-    for name in _INVARIANT_FIELDS:
-        if name in data and accessed_names(data[name], job.engine, legacy):
-            return f"field {name!r} must not use template parameters"
+    for name, used in checks.variant:
+        if not used:
+            return f"field {name!r} must use a template parameter"
+        for param in used:
+            if param not in params:
+                return f"reference to unknown parameter {param!r}"
+    if checks.invariant_problem is not None:
+        return checks.invariant_problem
     try:
-        return _check_rendered(job, legacy)
+        rendered = {
+            name: rendered_id if name == "id" else checks.value(name, params)
+            for name in _RENDERED_FIELDS
+        }
+        plugin = rendered["plugin"]
+        if plugin == "manual" or legacy:
+            for name in _MANUAL_ONLY_FIELDS:
+                checks.value(name, params)
     except MissingParam as exc:
         return str(exc)
+    _remember(job, rendered)
+    return _check_rendered(job, rendered)
 
 
-def _check_rendered(job: JobDefinition, legacy: bool) -> str | None:
-    rendered = {name: job.get_record_value(name) for name in _RENDERED_FIELDS}
+def _remember(job: JobDefinition, rendered: Mapping[str, Any]) -> None:
+    """Keep the rendered id and plugin on `job` (its cached properties would render them again)."""
+    name = rendered["id"] if rendered["id"] is not None else rendered["name"]
+    job.__dict__["partial_id"] = "" if name is None else str(name)
+    if rendered["plugin"] is not None:
+        job.__dict__["plugin"] = str(rendered["plugin"])
+
+
+def _shlex_problem(command: str) -> str | None:
+    """Why `shlex.split(command)` fails, or None (only quotes and backslashes can fail)."""
+    if _SHLEX_SPECIAL.isdisjoint(command):
+        return None
+    try:
+        shlex.split(command)
+    except ValueError as exc:
+        return f"bad command: {exc}"
+    return None
+
+
+def _check_rendered(job: JobDefinition, rendered: Mapping[str, Any]) -> str | None:
     plugin = rendered["plugin"]
-    if plugin == "manual" or legacy:
-        for name in _MANUAL_ONLY_FIELDS:
-            job.get_record_value(name)
     if plugin not in VALID_PLUGINS:
         return f"invalid plugin {plugin!r}"
     command = rendered["command"]
     if command is None and plugin != "manual":
         return "command is required"
     if isinstance(command, str):
-        try:
-            shlex.split(command)
-        except ValueError as exc:
-            return f"bad command: {exc}"
+        problem = _shlex_problem(command)
+        if problem is not None:
+            return problem
     if rendered["user"] is not None and rendered["user"] != "root":
         return f"invalid user {rendered['user']!r}"
     if rendered["estimated_duration"] is not None:

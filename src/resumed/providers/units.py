@@ -29,6 +29,7 @@ SUSPEND_AUTO_ID = "com.canonical.certification::suspend/suspend_advanced_auto"
 SUSPEND_MANUAL_ID = "com.canonical.certification::suspend/suspend_advanced"
 UNCATEGORISED = "com.canonical.plainbox::uncategorised"
 EraVariant = Callable[[str], tuple[dict[str, Any], dict[str, Any] | None]]
+EraChecksum = Callable[[str], str]
 _DURATION = re.compile(r"^(\d+h)?[ :]*(\d+m)?[ :]*(\d+s)?$")
 
 
@@ -94,11 +95,16 @@ class JobDefinition(Unit):
         parameters: dict[str, Any] | None = None,
         template_id: str | None = None,
         era_variant: EraVariant | None = None,
+        era_checksum: EraChecksum | None = None,
+        built_era: str | None = None,
     ) -> None:
         super().__init__(data, namespace, origin, provider)
         self.parameters = parameters
         self.template_id = template_id
         self._era_variant = era_variant
+        # A faster `checksum_for` (same values) and the era `data` was built for.
+        self._era_checksum = era_checksum
+        self._built_era = built_era
         self._era_checksums: dict[str, str] = {}
 
     @property
@@ -155,14 +161,19 @@ class JobDefinition(Unit):
             return self.checksum
         known = self._era_checksums.get(era)
         if known is None:
-            data, parameters = self._era_variant(era)
-            known = compute_checksum(data, self.namespace, parameters)
+            if self._era_checksum is not None:
+                known = self._era_checksum(era)
+            else:
+                data, parameters = self._era_variant(era)
+                known = compute_checksum(data, self.namespace, parameters)
             self._era_checksums[era] = known
         return known
 
     @functools.cached_property
     def checksum(self) -> str:
         """PlainBox's checksum of this job as built (parameters included)."""
+        if self._built_era is not None:
+            return self.checksum_for(self._built_era)
         return compute_checksum(self.data, self.namespace, self.parameters)
 
     @functools.cached_property
