@@ -28,6 +28,16 @@ def test_sigterm_sends_stopping_and_exits_cleanly(private_bus, workspace, start_
     assert "org.resumed.Resume1" not in names
 
 
+def test_daemon_exits_when_the_bus_goes_away_first(private_bus, workspace, start_daemon) -> None:
+    """A bus that stops before the daemon (dbus restarted) makes it exit, not hang."""
+    workspace.add_sample("git", 11)
+    daemon = start_daemon()
+    wait_state(private_bus)
+    private_bus.stop()
+    assert daemon.proc.wait(timeout=20) == 1
+    assert "Lost the connection to the bus" in daemon.log.read_text()
+
+
 def test_sighup_reloads_and_a_bad_config_keeps_the_old_one(
         private_bus, workspace, start_daemon) -> None:
     workspace.add_sample("git", 11)

@@ -252,10 +252,15 @@ class Daemon:
                 GLib.source_remove(source)
         self._timers.clear()
         self._rescan_timer = None
-        if self._name_owner is not None:
-            self._name_owner.unown()
-        if self.adapter is not None:
-            self.adapter.unexport()
+        try:
+            if self._name_owner is not None:
+                self._name_owner.unown()
+            if self.adapter is not None:
+                self.adapter.unexport()
+        except GLib.Error as error:
+            # The bus may already be gone (dbus restarted or stopped first):
+            # there is nothing left to release on it, and the exit must go on.
+            logger.info("Could not release the bus name: %s", error.message)
         self._loop.quit()
 
     def persist(self) -> None:
