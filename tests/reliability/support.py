@@ -114,9 +114,15 @@ def gzip_stream(chunks: Iterable[bytes], path: Path, level: int = 1) -> None:
             out.write(chunk)
 
 
-def io_log_lines(records: int, batch: int = 100_000) -> Iterator[bytes]:
-    """``records`` io-log lines (``[delay, stream, base64]``), in batches."""
-    line = json.dumps([0.0, "stdout", "YQo="]).encode() + b"\n"
+def io_log_lines(records: int, batch: int = 100_000, head: bytes = b"",
+                 payload: str = "Cg==") -> Iterator[bytes]:
+    """``head`` then ``records`` io-log lines ``[delay, "stdout", payload]``, in batches.
+
+    The default payload is an empty line (``"\\n"``): it adds no resource record
+    but must still be read and parsed.
+    """
+    line = json.dumps([0.0, "stdout", payload]).encode() + b"\n"
+    yield head
     done = 0
     while done < records:
         n = min(batch, records - done)

