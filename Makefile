@@ -12,7 +12,7 @@ APT_PACKAGES := python3 python3-venv python3-pip python3-gi python3-pydbus \
 APT_PACKAGES_SYSTEM := dpkg-dev debhelper dh-python pybuild-plugin-pyproject \
 	python3-hatchling lintian systemd-container mmdebstrap man-db \
 	python3-pytest python3-hypothesis
-TEST_TOOLS := pytest==8.3.3 hypothesis==6.112.2 editables==0.5
+TEST_TOOLS := pytest==8.3.3 hypothesis==6.112.2 editables==0.5 ruff==0.6.9 mypy==1.11.2 types-PyYAML==6.0.12.20240917
 # Debian's own PATH: pyenv shims must not hijack pybuild or the system python.
 DEB_PATH := /usr/sbin:/usr/bin:/sbin:/bin
 
@@ -72,6 +72,8 @@ bench: venv checkbox-venv
 
 fuzz: venv
 	RESUMED_FUZZ_EXAMPLES=100000 $(VENV)/bin/python -m pytest tests/unit -k fuzz -p no:cacheprovider
+	RESUMED_FUZZ_EXAMPLES=50000 RESUMED_LONG=1 $(VENV)/bin/python -m pytest tests/reliability \
+		-p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .hypothesis

@@ -96,15 +96,20 @@ class Daemon:
 
 
 @contextmanager
-def run_daemon(address: str, roots: list[Path], provider_dir: Path) -> Iterator[Daemon]:
-    """Start the daemon on ``address``; yields once it has sent READY=1."""
+def run_daemon(address: str, roots: list[Path], provider_dir: Path,
+               state_dir: Path | None = None) -> Iterator[Daemon]:
+    """Start the daemon on ``address``; yields once it has sent READY=1.
+
+    ``state_dir``: the daemon's state directory, kept between runs (a restart);
+    by default a fresh one (a first start).
+    """
     work = Path(tempfile.mkdtemp(prefix="resumed-bench-"))
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(work / "notify"))
     config = work / "resumed.toml"
     config.write_text("settle = false\n")
     args = [str(DAEMON), "--config", str(config), "--bus", address,
-            "--provider-dir", str(provider_dir), "--state-dir", str(work / "state"),
+            "--provider-dir", str(provider_dir), "--state-dir", str(state_dir or work / "state"),
             "--log-level", "warning"]
     for root in roots:
         args += ["--session-root", str(root)]

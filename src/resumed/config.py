@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_CONFIG_PATH = Path("/etc/resumed/resumed.toml")
-CHECKBOX_SESSION_ROOT = Path("/var/tmp/checkbox-ng/sessions")
+CHECKBOX_SESSION_ROOT = Path("/var/tmp/checkbox-ng/sessions")  # noqa: S108 - Checkbox writes here
 DEFAULT_STATE_DIR = Path("/var/lib/resumed")
 DEFAULT_RESCAN_INTERVAL = 300.0
 DEFAULT_DEBOUNCE = 1.0
@@ -90,7 +90,7 @@ def _merge(path: Path | None, overrides: Mapping[str, object]) -> dict[str, obje
     values: dict[str, object] = {}
     if path is not None:
         try:
-            with open(path, "rb") as stream:
+            with path.open("rb") as stream:
                 values.update(tomllib.load(stream))
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{path}: invalid TOML: {error}") from error

@@ -10,10 +10,13 @@ write. Every value in a record is D-Bus-safe already (:mod:`resumed.values`).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +29,7 @@ from resumed.session.errors import SessionResumeError
 from resumed.session.model import SessionMetaData, SessionState
 from resumed.session.peek import SessionPeekHelper
 from resumed.session.resume import SessionResumeHelper
-from resumed.statefile import StateStore
+from resumed.statefile import PeekIndex, StateStore
 
 if TYPE_CHECKING:
     from resumed.providers.loader import ProviderSet
@@ -34,6 +37,37 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 DORMANT_FLAGS = frozenset({"incomplete", "setting_up"})
+
+#: One ``GetJobResults`` entry, compact: the arguments of :func:`values.job_result_dict`.
+CompactResult = tuple[object, object, object, object, object]
+
+_gc_lock = threading.Lock()
+_gc_pauses = 0
+_gc_was_enabled = False
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector (nestable, any thread).
+
+    Peek and resume build large acyclic structures; with the collector on,
+    every full collection walks the whole growing heap, which makes a big
+    resume several times slower and holds the interpreter for long stretches
+    (bus calls wait). Reference counting still frees everything.
+    """
+    global _gc_pauses, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_was_enabled:
+                gc.enable()
 
 #: ``resume(job_list, location, max_session_bytes, data) -> SessionState``.
 ResumeFunction = Callable[[list[Any], Path, int, bytes], SessionState]
@@ -117,7 +151,10 @@ class Change:
 
 @dataclass
 class _Resumed:
-    """What a full resume adds to a record, plus each job's result history."""
+    """What a full resume adds to a record, plus each job's result history (compact).
+
+    Job ids and outcomes are interned: the sessions of one machine share them.
+    """
 
     desired: list[str]
     mandatory: list[str]
@@ -126,7 +163,7 @@ class _Resumed:
     job_count: int
     done_count: int
     outcomes: dict[str, str]
-    results: dict[str, list[dict[str, object]]]
+    results: dict[str, tuple[CompactResult, ...]]
 
 
 @dataclass
@@ -144,6 +181,8 @@ class _Entry:
     #: Whether the discard came from a full resume (so new providers may fix it).
     resume_failed: bool = False
     generation: int = 0
+    #: The published record, built once: (settled outcome it was built with, record).
+    cached: tuple[str | None, SessionRecord] | None = None
 
     @property
     def dormant(self) -> bool:
@@ -173,27 +212,32 @@ class _ResumeDone:
     settle_retry: bool
 
 
+def _interned(items: Iterable[object]) -> list[str]:
+    return [sys.intern(item) for item in values.clean_str_list(items)]
+
+
 def _resumed_info(state: SessionState) -> _Resumed:
-    results: dict[str, list[dict[str, object]]] = {}
+    results: dict[str, tuple[CompactResult, ...]] = {}
     outcomes: dict[str, str] = {}
+    intern = sys.intern
     for job_id, job_state in state.job_state_map.items():
         history = job_state.result_history
-        results[values.clean_str(job_id)] = [
-            values.job_result_dict(
-                r.outcome, r.comments, r.return_code, r.execution_duration, r.io_log_records
-            )
+        key = intern(values.clean_str(job_id))
+        results[key] = tuple(
+            (None if r.outcome is None else intern(str(r.outcome)), r.comments, r.return_code,
+             r.execution_duration, r.io_log_records)
             for r in history
-        ]
+        )
         if history:
-            outcomes[values.clean_str(job_id)] = values.clean_str(history[-1].outcome)
+            outcomes[key] = intern(values.clean_str(history[-1].outcome))
     run_ids = [job.id for job in state.run_list]
     done = sum(1 for job_id in run_ids if job_id in state.job_state_map
                and state.job_state_map[job_id].result_history)
     return _Resumed(
-        desired=values.clean_str_list(job.id for job in state.desired_job_list),
-        mandatory=values.clean_str_list(job.id for job in state.mandatory_job_list),
-        run_list=values.clean_str_list(run_ids),
-        discarded=values.clean_str_list(state.discarded_job_ids),
+        desired=_interned(job.id for job in state.desired_job_list),
+        mandatory=_interned(job.id for job in state.mandatory_job_list),
+        run_list=_interned(run_ids),
+        discarded=_interned(state.discarded_job_ids),
         job_count=values.clean_uint32(len(run_ids)),
         done_count=values.clean_uint32(done),
         outcomes=outcomes,
@@ -232,6 +276,7 @@ class Registry:
         self._checkpoint = settle.kill_checkpoint(environ if environ is not None else {})
         self._trusted = storage.trusted_uids(config.trusted_owners)
         self._state = StateStore(config.state_dir)
+        self._peeks = PeekIndex(config.state_dir)
         self._entries: dict[str, _Entry] = {}
         self._duplicates: dict[str, DiscardRecord] = {}
         self._scan_complete = False
@@ -268,6 +313,13 @@ class Registry:
     # -- queries ------------------------------------------------------------
 
     def _record(self, entry: _Entry) -> SessionRecord:
+        """The published record of ``entry`` (built once; treat it as read-only)."""
+        settled = self._settled_outcome(entry)
+        if entry.cached is None or entry.cached[0] != settled:
+            entry.cached = (settled, self._build_record(entry, settled))
+        return entry.cached[1]
+
+    def _build_record(self, entry: _Entry, settled: str | None) -> SessionRecord:
         meta = entry.meta
         assert meta is not None and entry.discard is None
         resumed = entry.resumed if entry.dormant else None
@@ -283,19 +335,19 @@ class Registry:
             running_job=values.clean_str(meta.running_job_name),
             last_job_start_time=values.clean_float(meta.last_job_start_time),
             remaining_todo_jobs=values.clean_bool(meta.remaining_todo_jobs),
-            interrupted_job_outcome=values.clean_str(self._settled_outcome(entry)),
+            interrupted_job_outcome=values.clean_str(settled),
             settle_error=values.clean_str(entry.settle_error),
         )
         if resumed is not None:
             record = replace(
                 record,
-                desired_jobs=list(resumed.desired),
-                mandatory_jobs=list(resumed.mandatory),
-                run_list=list(resumed.run_list),
-                discarded_jobs=list(resumed.discarded),
+                desired_jobs=resumed.desired,
+                mandatory_jobs=resumed.mandatory,
+                run_list=resumed.run_list,
+                discarded_jobs=resumed.discarded,
                 job_count=resumed.job_count,
                 done_count=resumed.done_count,
-                outcomes=dict(resumed.outcomes),
+                outcomes=resumed.outcomes,
             )
         return record
 
@@ -358,7 +410,7 @@ class Registry:
             history = entry.resumed.results.get(job_id)
             if history is None:
                 raise NoSuchJobError(f"session {session_id!r} has no job {job_id!r}")
-            return [dict(r) for r in history]
+        return [values.job_result_dict(*result) for result in history]
 
     def persist(self) -> None:
         """Save the daemon state (before sleep and at stop); logs failures."""
@@ -372,19 +424,47 @@ class Registry:
 
     def _observe(self, candidate: storage.Candidate, known: storage.FileStamp | None,
                  max_bytes: int) -> _Observation | None:
+        """Read and peek one session; ``known``: the stamp of the version already listed.
+
+        A session not listed yet whose file version is in the peek index (a
+        previous run of the daemon peeked it) is not read or peeked again.
+        """
+        path = candidate.directory / storage.SESSION_FILE
+        indexed = None
+        if known is None:
+            with self._lock:
+                indexed = self._peeks.get(path)
         try:
-            sfile = storage.read_session(candidate, max_bytes, known)
+            sfile = storage.read_session(
+                candidate, max_bytes, known if indexed is None else indexed[0])
         except storage.StorageError as error:
             return _Observation(candidate, error=error)
         if sfile is None:
             return None
         if sfile.data is None:
+            if indexed is not None:
+                return _Observation(candidate, file=sfile, meta=indexed[1])
             return _Observation(candidate, file=sfile, unchanged=True)
+        started = time.time()
         try:
             meta = SessionPeekHelper(max_bytes).peek(sfile.data)
         except SessionResumeError as error:
             return _Observation(candidate, file=replace(sfile, data=None), error=error)
+        with self._lock:
+            self._peeks.put(path, sfile.stamp, meta, started)
         return _Observation(candidate, file=replace(sfile, data=None), meta=meta)
+
+    def _save_peeks(self, complete: bool) -> None:
+        """Save the peek index (a cache: failures are logged only)."""
+        with self._lock:
+            if complete:
+                self._peeks.forget_except(
+                    {str(e.candidate.directory / storage.SESSION_FILE)
+                     for e in self._entries.values()})
+            try:
+                self._peeks.save()
+            except OSError as error:
+                _log.warning("cannot save the peek index %s: %s", self._peeks.path, error)
 
     def scan(self, deadline: float | None = None) -> list[Change]:
         """Peek every root and return the changes; stops early past ``deadline`` (monotonic).
@@ -399,14 +479,15 @@ class Registry:
         candidates, duplicates = storage.discover(roots)
         observations: list[_Observation] = []
         complete = True
-        for candidate in candidates:
-            if deadline is not None and time.monotonic() > deadline:
-                complete = False
-                break
-            entry_stamp = known.get(candidate.session_id)
-            observation = self._observe(candidate, entry_stamp, max_bytes)
-            if observation is not None:
-                observations.append(observation)
+        with paused_gc():
+            for candidate in candidates:
+                if deadline is not None and time.monotonic() > deadline:
+                    complete = False
+                    break
+                entry_stamp = known.get(candidate.session_id)
+                observation = self._observe(candidate, entry_stamp, max_bytes)
+                if observation is not None:
+                    observations.append(observation)
         with self._lock:
             changes = self._apply_scan(observations, complete)
             changes += self._apply_duplicates(duplicates, complete)
@@ -421,6 +502,7 @@ class Registry:
                     entry.settle_retry = False
                     entry.needs_resume = True
         self.persist()
+        self._save_peeks(complete)
         return changes
 
     def rescan_paths(self, paths: Iterable[Path]) -> list[Change]:
@@ -437,14 +519,16 @@ class Registry:
                        or directory.is_relative_to(p) for p in wanted)
 
         selected = [c for c in candidates if touched(c.directory)]
-        observations = [
-            o for c in selected
-            if (o := self._observe(c, known.get(c.session_id), max_bytes)) is not None
-        ]
+        with paused_gc():
+            observations = [
+                o for c in selected
+                if (o := self._observe(c, known.get(c.session_id), max_bytes)) is not None
+            ]
         with self._lock:
             changes = self._apply_scan(observations, True, scope=touched)
             changes += self._apply_duplicates(duplicates, True)
         self.persist()
+        self._save_peeks(False)
         return changes
 
     def _apply_scan(
@@ -564,9 +648,11 @@ class Registry:
             candidate = entry.candidate
             generation = entry.generation
             config = self._config
-            units = list(self._providers.units)
+            units = self._providers.units
+            peeked = (entry.file.stamp, entry.meta) if entry.meta is not None else None
         try:
-            outcome = self._resume_candidate(candidate, config, units)
+            with paused_gc():
+                outcome = self._resume_candidate(candidate, config, units, peeked)
         except Exception as error:  # one bad session never stops the daemon
             _log.exception("internal error while resuming %s", candidate.directory)
             outcome = _Observation(candidate, error=SessionResumeError(f"internal error: {error}"))
@@ -577,8 +663,10 @@ class Registry:
             return self._apply_resume(current, outcome)
 
     def _resume_candidate(
-        self, candidate: storage.Candidate, config: Config, units: list[Any]
+        self, candidate: storage.Candidate, config: Config, units: list[Any],
+        peeked: tuple[storage.FileStamp, SessionMetaData] | None = None,
     ) -> _Observation | _ResumeDone:
+        """Read, peek (unless ``peeked`` has this file version), resume and settle."""
         try:
             sfile = storage.read_session(candidate, config.max_session_bytes)
         except storage.StorageError as error:
@@ -587,10 +675,13 @@ class Registry:
             return _Observation(candidate)
         data = sfile.data
         bare = replace(sfile, data=None)
-        try:
-            meta = SessionPeekHelper(config.max_session_bytes).peek(data)
-        except SessionResumeError as error:
-            return _Observation(candidate, file=bare, error=error)
+        if peeked is not None and peeked[0] == sfile.stamp:
+            meta = peeked[1]
+        else:
+            try:
+                meta = SessionPeekHelper(config.max_session_bytes).peek(data)
+            except SessionResumeError as error:
+                return _Observation(candidate, file=bare, error=error)
         if not meta.flags & DORMANT_FLAGS:
             return _Observation(candidate, file=bare, meta=meta)
         try:

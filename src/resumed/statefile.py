@@ -10,19 +10,27 @@ writing (so its own leftover after a crash is recognised and moved away).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
+from resumed.session.model import SessionMetaData
 from resumed.settle import Interruption
 from resumed.storage import FileStamp
 
 _log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
+PEEK_INDEX_FILE = "peek-index.json"
 _VERSION = 1
+_PEEK_INDEX_VERSION = 1
+#: A file version changed less than this long before it was peeked is not indexed:
+#: a second write within the timestamps' granularity could keep the same stamp.
+RACY_SECONDS = 2.0
 
 
 def _stamp_key(stamp: FileStamp) -> list[int]:
@@ -137,4 +145,129 @@ class StateStore:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+        self._dirty = False
+
+
+def _meta_to_json(meta: SessionMetaData) -> dict[str, Any]:
+    return {
+        "title": meta.title,
+        "flags": sorted(meta.flags),
+        "running_job_name": meta.running_job_name,
+        "app_blob_text": meta.app_blob_text,
+        "app_id": meta.app_id,
+        "custom_joblist": meta.custom_joblist,
+        "rejected_jobs": meta.rejected_jobs,
+        "last_job_start_time": meta.last_job_start_time,
+        "remaining_todo_jobs": meta.remaining_todo_jobs,
+        "format_version": meta.format_version,
+    }
+
+
+def _meta_from_json(doc: dict[str, Any]) -> SessionMetaData:
+    """The metadata stored by :func:`_meta_to_json`; raises ValueError/TypeError/KeyError."""
+    blob_text = doc["app_blob_text"]
+    rejected = doc["rejected_jobs"]
+    meta = SessionMetaData(
+        title=doc["title"],
+        flags=set(doc["flags"]),
+        running_job_name=doc["running_job_name"],
+        app_blob=None if blob_text is None else base64.standard_b64decode(blob_text),
+        app_blob_text=blob_text,
+        app_id=doc["app_id"],
+        custom_joblist=doc["custom_joblist"],
+        rejected_jobs=None if rejected is None else list(rejected),
+        last_job_start_time=doc["last_job_start_time"],
+        remaining_todo_jobs=doc["remaining_todo_jobs"],
+        format_version=int(doc["format_version"]),
+    )
+    if not all(isinstance(flag, str) for flag in meta.flags):
+        raise TypeError("flags")
+    return meta
+
+
+class PeekIndex:
+    """``<state_dir>/peek-index.json``: the metadata of every session file version peeked.
+
+    A cache, so a restart (or a boot) only peeks the session files that changed
+    since: an entry is used only while the file's stamp (device, inode, size,
+    mtime and ctime, all in nanoseconds) is exactly the one peeked; any write
+    changes the ctime, which no user can set. Not thread-safe (the registry
+    locks). A missing, torn or foreign file starts empty.
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        """Load the index; unreadable entries are dropped."""
+        self.path = state_dir / PEEK_INDEX_FILE
+        self._entries: dict[str, tuple[FileStamp, SessionMetaData]] = {}
+        self._raw: dict[str, dict[str, Any]] = {}
+        self._dirty = False
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            doc = json.loads(self.path.read_bytes())
+            if doc.get("version") != _PEEK_INDEX_VERSION or not isinstance(doc["files"], dict):
+                raise ValueError("unknown layout")
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            _log.info("ignoring unreadable peek index %s: %s", self.path, error)
+            return
+        for key, raw in doc["files"].items():
+            try:
+                stamp = FileStamp(*(int(v) for v in raw["stamp"]))
+                self._entries[key] = (stamp, _meta_from_json(raw["meta"]))
+                self._raw[key] = raw
+            except (ValueError, KeyError, TypeError, binascii.Error):
+                self._dirty = True
+
+    def get(self, path: Path) -> tuple[FileStamp, SessionMetaData] | None:
+        """(stamp, metadata) of the version of ``path`` peeked last, or None."""
+        return self._entries.get(str(path))
+
+    def put(self, path: Path, stamp: FileStamp, meta: SessionMetaData, peeked_at: float) -> None:
+        """Remember the peek of ``path`` at ``stamp`` (``peeked_at``: epoch seconds of the read).
+
+        A version whose ctime is within :data:`RACY_SECONDS` of the read is
+        forgotten instead (it is peeked again next time).
+        """
+        key = str(path)
+        if stamp.ctime_ns / 1e9 > peeked_at - RACY_SECONDS:
+            if self._entries.pop(key, None) is not None:
+                del self._raw[key]
+                self._dirty = True
+            return
+        current = self._entries.get(key)
+        if current is not None and current[0] == stamp:
+            return
+        self._entries[key] = (stamp, meta)
+        self._raw[key] = {
+            "stamp": [stamp.dev, stamp.ino, stamp.size, stamp.mtime_ns, stamp.ctime_ns],
+            "meta": _meta_to_json(meta),
+        }
+        self._dirty = True
+
+    def forget_except(self, paths: set[str]) -> None:
+        """Drop the entries of paths not in ``paths`` (after a complete scan)."""
+        for key in set(self._entries) - paths:
+            del self._entries[key]
+            del self._raw[key]
+            self._dirty = True
+
+    def save(self) -> None:
+        """Write the index atomically if it changed (no fsync: losing it costs peeks only)."""
+        if not self._dirty:
+            return
+        doc = {"version": _PEEK_INDEX_VERSION, "files": self._raw}
+        data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        tmp = self.path.with_name(f".{PEEK_INDEX_FILE}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
         self._dirty = False

@@ -159,9 +159,8 @@ def main(argv=None):
     try:
         state, discarded, seconds = resume_once(units, args.flag, location, data)
         timings = [seconds]
-        for _ in range(1, args.time):
-            timings.append(resume_once(units, args.flag, location, data)[2])
-    except Exception as exc:  # every failure is reported, raw ones included
+        timings += [resume_once(units, args.flag, location, data)[2] for _ in range(1, args.time)]
+    except Exception as exc:  # noqa: BLE001 - every failure is reported, raw ones included
         print(json.dumps({
             "ok": False,
             "error": type(exc).__name__,

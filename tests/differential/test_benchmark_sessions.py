@@ -22,7 +22,8 @@ def test_benchmark_session_resumes_the_same_in_plainbox_and_ours(
     data = generate.generate(n_jobs, root=tmp_path)
     theirs = plainbox.inspect(data.session_dir, [data.provider_dir])
     mine = ours(data.session_dir, [data.provider_dir])
-    assert theirs["ok"] and mine["ok"], (theirs, mine)
+    assert theirs["ok"], (theirs, mine)
+    assert mine["ok"], (theirs, mine)
     assert len(theirs["jobs"]) == n_jobs
     for key in ("jobs", "results", "mandatory_job_list", "metadata"):
         assert mine[key] == theirs[key], key

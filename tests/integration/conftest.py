@@ -14,6 +14,7 @@ Helpers live here (as fixtures and classes) because the suite runs with
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import shutil
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from resumed.session.envelope import unpack_envelope
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "tests" / "data" / "samples"
@@ -138,6 +141,11 @@ class PrivateBus:
     def get_property(self, path: str, interface: str, name: str) -> Any:
         """One property's value."""
         return self.busctl("get-property", BUS_NAME, path, interface, name)["data"]
+
+    def wait_state(self, state: str = "ready") -> None:
+        """Wait until the Manager's ``State`` is ``state``."""
+        self.wait_for(lambda: self.get_property(ROOT_PATH, MANAGER, "State") == state,
+                      f"State {state}")
 
     def gdbus(self, *args: str) -> str:
         """``gdbus`` on this bus; its stdout."""
@@ -288,6 +296,25 @@ class Workspace:
                 ids.append(self.add_sample(prefix, version).name.removesuffix(".session"))
         return ids
 
+    def edit_session(self, directory: Path, edit: Callable[[dict[str, Any]], object],
+                     mtime: float) -> dict[str, Any]:
+        """Let ``edit`` change the JSON document of ``directory/session`` in place; re-pack it.
+
+        The file gets ``mtime``; the edited document is returned.
+        """
+        blob = directory / "session"
+        doc = unpack_envelope(blob.read_bytes(), 1 << 28)
+        edit(doc)
+        self.write_session_text(directory, json.dumps(doc, sort_keys=True), mtime)
+        return doc
+
+    @staticmethod
+    def write_session_text(directory: Path, text: str, mtime: float) -> None:
+        """Write ``text`` (JSON, kept as is: escapes and all) gzipped as ``directory/session``."""
+        blob = directory / "session"
+        blob.write_bytes(gzip.compress(text.encode("ascii")))
+        os.utime(blob, (mtime, mtime))
+
     def add_corrupted(self, session_id: str = "corrupted") -> Path:
         """A session whose blob is not gzip; return its ``session`` file."""
         directory = self.root / f"{session_id}.session"
@@ -347,6 +374,33 @@ def start_daemon(private_bus: PrivateBus, workspace: Workspace,
         daemon.stop()
     for reader in readers:
         reader.close()
+
+
+def resumectl_executable() -> str:
+    """The installed ``resumectl`` beside this interpreter (else the one on PATH)."""
+    beside = Path(sys.executable).with_name("resumectl")
+    found = str(beside) if beside.is_file() else shutil.which("resumectl")
+    if found is None:
+        pytest.fail("no resumectl executable (run make test, which installs it)")
+    return found
+
+
+@pytest.fixture
+def resumectl(private_bus: PrivateBus) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the real ``resumectl`` with ``--address`` of the private bus appended.
+
+    ``address=None`` leaves ``--address`` out; ``user`` runs it through runuser.
+    """
+    executable = resumectl_executable()
+
+    def run(*args: str, address: str | None = private_bus.address,
+            user: str | None = None) -> subprocess.CompletedProcess[str]:
+        argv = [executable, *args]
+        if address is not None:
+            argv += ["--address", address]
+        return private_bus.run(argv, user=user, check=False)
+
+    return run
 
 
 @pytest.fixture(scope="session")

@@ -29,14 +29,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import support as rs  # noqa: E402
-from resumed import settle  # noqa: E402
-from resumed.bootinfo import BootInfo  # noqa: E402
-from resumed.config import Config  # noqa: E402
-from resumed.providers.loader import load_providers  # noqa: E402
-from resumed.registry import Registry  # noqa: E402
-from resumed.session.envelope import unpack_envelope  # noqa: E402
-from resumed.session.resume import SessionResumeHelper  # noqa: E402
+import support as rs
+
+from resumed import settle
+from resumed.bootinfo import BootInfo
+from resumed.config import Config
+from resumed.providers.loader import load_providers
+from resumed.registry import Registry
+from resumed.session.envelope import unpack_envelope
+from resumed.session.resume import SessionResumeHelper
 
 BOOT = BootInfo("0000-crash-boot", 1700000000.0)
 
@@ -131,7 +132,8 @@ class Harness:
     def run_round(self, index: int, plan: dict[str, Any]) -> None:
         """One kill and restart."""
         root, state, sessions = self.prepare(index, plan["samples"], plan.get("result_file"))
-        what = f"round {index} ({plan.get('step') or 'delay %.4f' % plan['delay']})"
+        how = plan.get("step") or f"delay {plan['delay']:.4f}"
+        what = f"round {index} ({how})"
         forked = time.monotonic()
         pid = os.fork()
         if pid == 0:  # the child: settle until killed
@@ -197,15 +199,15 @@ def kill_mid_backup() -> None:
     """Make this (child) process SIGKILL itself halfway through writing a backup file."""
     from resumed import storage
 
-    write_all = storage._write_all  # noqa: SLF001 (the crash being simulated happens inside)
+    write_all = storage._write_all
 
     def half_then_die(fd: int, data: bytes) -> None:
-        if "/backups/" in os.readlink(f"/proc/self/fd/{fd}"):
+        if "/backups/" in str(Path(f"/proc/self/fd/{fd}").readlink()):
             write_all(fd, data[: len(data) // 2])
             os.kill(os.getpid(), signal.SIGKILL)
         write_all(fd, data)
 
-    storage._write_all = half_then_die  # noqa: SLF001
+    storage._write_all = half_then_die
 
 
 def rs_drain(registry: Registry) -> None:

@@ -12,8 +12,8 @@ import gzip
 import json
 import os
 import shutil
-import threading
 import struct
+import threading
 import unicodedata
 import zlib
 from collections.abc import Iterable, Iterator
@@ -108,7 +108,7 @@ def write_doc(directory: Path, doc: Any, mtime: float | None = OLD_MTIME) -> byt
 
 
 def gzip_stream(chunks: Iterable[bytes], path: Path, level: int = 1) -> None:
-    """gzip ``chunks`` into ``path`` without holding them in memory."""
+    """Gzip ``chunks`` into ``path`` without holding them in memory."""
     with gzip.open(path, "wb", compresslevel=level) as out:
         for chunk in chunks:
             out.write(chunk)
@@ -116,9 +116,9 @@ def gzip_stream(chunks: Iterable[bytes], path: Path, level: int = 1) -> None:
 
 def io_log_lines(records: int, batch: int = 100_000, head: bytes = b"",
                  payload: str = "Cg==") -> Iterator[bytes]:
-    """``head`` then ``records`` io-log lines ``[delay, "stdout", payload]``, in batches.
+    r"""``head`` then ``records`` io-log lines ``[delay, "stdout", payload]``, in batches.
 
-    The default payload is an empty line (``"\\n"``): it adds no resource record
+    The default payload is an empty line (``"\n"``): it adds no resource record
     but must still be read and parsed.
     """
     line = json.dumps([0.0, "stdout", payload]).encode() + b"\n"

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 import reliability_support as rs
+
 from resumed import settle
 
 HARNESS = Path(__file__).with_name("crash_harness.py")
@@ -69,7 +69,8 @@ def test_kill_at_random_times_while_settling_several_sessions_loses_nothing(
     """SIGKILL at random times while three sessions settle at once (restart after each)."""
     probe = run_harness(tmp_path / "probe", provider_dir,
                         [{"samples": [str(s) for s in STEP_SAMPLES[:3]], "delay": 30.0}])
-    assert probe["finished"] == 1 and probe["violations"] == []
+    assert probe["finished"] == 1
+    assert probe["violations"] == []
     chooser = random.Random(int(os.environ.get("RESUMED_CRASH_SEED", "6")))
     start = time.monotonic()
     rounds = []

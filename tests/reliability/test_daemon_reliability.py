@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gi.repository import Gio, GLib
-
 import reliability_integration as it
 import reliability_support as rs
+from gi.repository import Gio, GLib
+
 from resumed.session.envelope import unpack_envelope
 
 ROOT = it.ROOT_PATH
@@ -93,7 +93,7 @@ def test_damaged_and_hostile_sessions_are_discarded_and_the_daemon_stays_up(
     (link / "session").unlink()
     (link / "session").symlink_to("/etc/shadow")
     huge = add_copy(workspace, "huge")
-    with open(huge / "session", "r+b") as stream:
+    with (huge / "session").open("r+b") as stream:
         stream.truncate(2 * 1024**3)
     before = {p: p.read_bytes() for p in workspace.root.glob("*.session/session")
               if p.is_file() and not p.is_symlink() and p.stat().st_size < 2**20
@@ -152,7 +152,7 @@ def tiny_root(tmp_path: Path) -> Iterator[Path]:
 def fill(directory: Path) -> Path:
     """Fill the filesystem of ``directory``; return the filler file."""
     filler = directory / "filler"
-    with open(filler, "wb", buffering=0) as stream:
+    with filler.open("wb", buffering=0) as stream:
         try:
             while stream.write(b"\0" * 512):
                 pass
@@ -206,8 +206,10 @@ def inotify_watches(pid: int) -> int:
 
 
 MANY = 100_000 if rs.LONG else 60
-#: In the suite, a user namespace gets a small watch limit; the long mode hits the real one.
-WATCH_LIMIT = None if rs.LONG else 100
+#: The daemon runs in a user namespace with this watch limit. The long mode's 300,000
+#: directories exceed the system's limit too (192,536 here); its 150,000 leaves other
+#: root processes some watches while finding #4 is open.
+WATCH_LIMIT = 150_000 if rs.LONG else 100
 
 
 @pytest.fixture
@@ -226,8 +228,7 @@ def exhausted_daemon(private_bus: Any, workspace: Any, tmp_path: Path) -> Iterat
     else:
         for index in range(MANY):
             add_copy(workspace, f"many{index}", mtime=None)
-    limit = "" if WATCH_LIMIT is None else \
-        f"echo {WATCH_LIMIT} > /proc/sys/user/max_inotify_watches && "
+    limit = f"echo {WATCH_LIMIT} > /proc/sys/user/max_inotify_watches && "
     argv = ["unshare", "--user", "--map-root-user", "sh", "-c", limit + 'exec "$@"', "sh",
             *workspace.argv(private_bus)]
     notify = it.NotifyReader(tmp_path / "notify.sock")
@@ -259,7 +260,8 @@ def test_more_directories_than_inotify_watches_falls_back_to_rescans_and_says_so
         time.sleep(0.05)
     assert len(list_ids(con)) == MANY
     add_copy(workspace, "late", mtime=None)
-    private_bus.wait_for(lambda: "late" in list_ids(con), "the periodic rescan", timeout=30)
+    private_bus.wait_for(lambda: "late" in list_ids(con), "the periodic rescan",
+                         timeout=300 if rs.LONG else 30)
     time.sleep(3.5)  # one more periodic rescan
     warnings = exhausted_daemon.log.read_text().count("inotify is exhausted")
     assert warnings == 1
@@ -276,7 +278,7 @@ def test_inotify_fallback_releases_the_watches_it_could_not_use(
     """After falling back to rescans the daemon holds no half-built recursive watch."""
     wait_ready_state(private_bus)
     held = inotify_watches(exhausted_daemon.pid)
-    assert held < (WATCH_LIMIT or 192_536) // 2, f"{held} inotify watches still held"
+    assert held < WATCH_LIMIT // 2, f"{held} inotify watches still held"
 
 
 CHURN_OPS = 10_000 if rs.LONG else 1_500
@@ -363,7 +365,7 @@ def test_churn_under_watch_keeps_the_daemon_up_without_leaks_and_converges(
     assert errors == []
     assert daemon.proc.poll() is None
     assert "Traceback" not in daemon.log.read_text()
-    assert calls[0] > 10 and calls[1] > 10
+    assert min(calls) > 10
     rs.count(f"churn: operations ({CHURN_OPS})", CHURN_OPS)
     rs.count("churn: seconds", int(churn_seconds))
     rs.count("churn: ListSessions calls during churn", sum(calls))
@@ -371,3 +373,31 @@ def test_churn_under_watch_keeps_the_daemon_up_without_leaks_and_converges(
     rs.count("churn: RSS KiB at end", rss[-1])
     # Stable: no growth beyond noise once warmed up (a leak grows with the operations).
     assert rss[-1] - rss[1] < 40 * 1024, rss
+
+
+ODD_IDS = ["a..b", "line\nbreak", "tab\there", "sp ace", "ü-ñ-✓", "x" * 200, "-dash",
+           "quote\"'", "$(reboot)", "a;b|c&d", "_2d_", "%00"]
+
+
+def test_odd_session_ids_get_object_paths_and_round_trip_on_the_bus(
+    private_bus: Any, workspace: Any, start_daemon: Any
+) -> None:
+    """Ids with newlines, ``..``, shell and Unicode characters: each has a path that answers."""
+    for session_id in ODD_IDS:
+        add_copy(workspace, session_id, mtime=None)
+    os.mkdir(os.fsencode(workspace.root) + b"/bad\xff.session")  # noqa: PTH102 (bytes)
+    daemon = start_daemon()
+    wait_ready_state(private_bus)
+    con = client(private_bus.address)
+    assert list_ids(con) == set(ODD_IDS)
+    paths = set()
+    for session_id in ODD_IDS:
+        path = con.call_sync(NAME, ROOT, it.MANAGER, "GetSession",
+                             GLib.Variant("(s)", (session_id,)), None,
+                             Gio.DBusCallFlags.NONE, 10_000, None).unpack()[0]
+        assert path.startswith(ROOT + "/session/")
+        paths.add(path)
+        assert private_bus.get_property(path, it.SESSION, "Id") == session_id
+    assert len(paths) == len(ODD_IDS)
+    assert daemon.proc.poll() is None
+    rs.count("hostile inputs tried", len(ODD_IDS) + 1)

@@ -16,14 +16,15 @@ import copy
 import gzip
 import itertools
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+import reliability_support as rs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import reliability_support as rs
 from resumed.registry import Registry
 from resumed.session.errors import SessionResumeError
 from resumed.session.peek import SessionPeekHelper
@@ -233,12 +234,15 @@ def peek_and_resume(units: list[Any], location: Path, data: bytes) -> None:
         lambda: SessionPeekHelper(max_session_bytes=LIMIT).peek(data),
         lambda: SessionResumeHelper(units, None, str(location), LIMIT).resume(data),
     ):
+        error = None
         try:
             action()
-        except SessionResumeError as error:
+        except SessionResumeError as raised:
+            error = raised
+        if error is not None:
             assert error.reason in rs.DISCARD_REASONS
-            rs.count(f"fuzz peek/resume error: {type(error).__name__}")
             assert isinstance(error.message, str)
+            rs.count(f"fuzz peek/resume error: {type(error).__name__}")
     rs.count("fuzz cases: peek + resume")
 
 
@@ -261,9 +265,12 @@ def test_fuzz_random_bytes_peek_and_resume_with_typed_errors_only(
 
 
 _ids = itertools.count()
+#: A scan case writes a session and runs a registry (about 15x a peek+resume case);
+#: a damaged-units case writes and loads a provider first. Both run a tenth as often.
+SCAN_FUZZ = settings(FUZZ, max_examples=max(200, rs.FUZZ_EXAMPLES // 10))
 
 
-@FUZZ
+@SCAN_FUZZ
 @given(case=mutated_blobs())
 def test_fuzz_scan_publishes_or_discards_and_never_damages_a_session(
     make_registry: Any, root: Path, case: tuple[Path, bytes]
@@ -272,10 +279,23 @@ def test_fuzz_scan_publishes_or_discards_and_never_damages_a_session(
     sample, data = case
     session_id = f"fuzz-{next(_ids)}"
     directory = rs.copy_session(sample, root, session_id, blob=data)
-    registry: Registry = make_registry(max_session_bytes=LIMIT)
+    try:
+        check_scan(make_registry(max_session_bytes=LIMIT), directory, session_id, data)
+    finally:
+        shutil.rmtree(directory)
+    rs.count("fuzz cases: daemon scan + resume")
+
+
+def check_scan(registry: Registry, directory: Path, session_id: str, data: bytes) -> None:
+    """Drain ``registry`` and check what it made of the session in ``directory``."""
     rs.drain(registry)
     listed = {r.id: r for r in registry.list_sessions()}
     discarded = {d.id: d for d in registry.list_discarded()}
+    if data == b"":
+        # An empty session file is skipped silently, as Checkbox does (SPEC §2).
+        assert session_id not in listed
+        assert session_id not in discarded
+        return
     assert (session_id in listed) != (session_id in discarded)
     if session_id in discarded:
         record = discarded[session_id]
@@ -285,10 +305,10 @@ def test_fuzz_scan_publishes_or_discards_and_never_damages_a_session(
         assert rs.dbus_safe(vars(record))
         rs.count(f"fuzz scan outcome: discarded {record.reason}")
     else:
-        record = listed[session_id]
-        assert record.state in ("resumed", "complete")
-        assert rs.dbus_safe(vars(record))
-        rs.count(f"fuzz scan outcome: {record.state}")
+        listed_record = listed[session_id]
+        assert listed_record.state in ("resumed", "complete")
+        assert rs.dbus_safe(vars(listed_record))
+        rs.count(f"fuzz scan outcome: {listed_record.state}")
         if (directory / "session").read_bytes() != data:
             # Settled: the new file still peeks, and the backup holds the old bytes.
             SessionPeekHelper(LIMIT).peek((directory / "session").read_bytes())
@@ -296,12 +316,11 @@ def test_fuzz_scan_publishes_or_discards_and_never_damages_a_session(
             assert [b.read_bytes() for b in backups] == [data]
             rs.count("fuzz scan outcome: settled")
     assert not (directory / "session.next").exists()
-    rs.count("fuzz cases: daemon scan + resume")
 
 
 def registry_state(registry: Registry) -> Path:
     """The registry's state directory."""
-    return registry._config.state_dir  # noqa: SLF001 (the test reads where backups went)
+    return registry._config.state_dir
 
 
 @pytest.mark.parametrize("sample", rs.SAMPLE_DIRS, ids=lambda p: f"{p.parent.name}-{p.name}")
@@ -310,3 +329,47 @@ def test_every_sample_resumes_unmutated(providers: Any, sample: Path) -> None:
     state = SessionResumeHelper(providers.units, None, str(sample), LIMIT).resume(
         rs.sample_blob(sample))
     assert state.job_state_map
+
+
+PXU = rs.UNITS_PXU.read_text()
+
+
+@st.composite
+def mutated_units(draw: st.DrawFn) -> str:
+    """The sample provider's unit file with lines dropped, duplicated, damaged or added."""
+    lines = PXU.splitlines()
+    for _ in range(draw(st.integers(1, 5))):
+        at = draw(st.integers(0, len(lines) - 1))
+        kind = draw(st.sampled_from(["drop", "dup", "garble", "insert"]))
+        if kind == "drop":
+            del lines[at]
+        elif kind == "dup":
+            lines.insert(at, lines[at])
+        elif kind == "garble":
+            lines[at] = lines[at][: draw(st.integers(0, len(lines[at])))] + draw(
+                st.text(max_size=10))
+        else:
+            lines.insert(at, draw(st.sampled_from([
+                "unit: template", "template-engine: jinja2", "requires: (((", "depends: {x}",
+                "template-resource: ::", "id: {name", "id: {{ name.__class__ }}", "plugin: \x00",
+                "flags: also-after-suspend", "siblings: [{", "command: {0}", " .", "#"])))
+        if not lines:
+            lines = [""]
+    return "\n".join(lines) + "\n"
+
+
+@SCAN_FUZZ
+@given(text=mutated_units())
+def test_fuzz_damaged_unit_files_never_stop_provider_loading_or_resume(
+    tmp_path_factory: pytest.TempPathFactory, text: str
+) -> None:
+    """A damaged provider unit file is loaded or skipped; resume still raises only typed errors."""
+    from resumed.providers.loader import load_providers
+
+    directory = tmp_path_factory.mktemp("units")
+    rs.write_provider(directory)
+    (directory / "synth" / "units" / rs.UNITS_PXU.name).write_text(text)
+    providers = load_providers([directory])
+    location, blob, _doc = SAMPLES[-1]
+    peek_and_resume(providers.units, location, blob)
+    rs.count("fuzz cases: damaged provider units")

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 import reliability_support as rs
+
 from resumed import settle
 from resumed.registry import Registry
 from resumed.session.envelope import unpack_envelope
@@ -81,7 +81,8 @@ def test_session_directory_symlink_is_never_followed(
     (root / "link.session").symlink_to(outside)
     (root / "etc.session").symlink_to("/etc")
     registry = drained(make_registry)
-    assert registry.list_sessions() == [] and registry.list_discarded() == []
+    assert registry.list_sessions() == []
+    assert registry.list_discarded() == []
     assert snapshot(outside) == before
 
 
@@ -99,7 +100,7 @@ def test_session_file_symlink_is_an_io_error_and_the_target_is_untouched(
     assert [(d.id, d.reason) for d in registry.list_discarded()] == [("s", "io-error")]
     assert link_to.read_bytes() == before
     assert (directory / "session").is_symlink()
-    assert not (registry._config.state_dir / "backups").exists()  # noqa: SLF001
+    assert not (registry._config.state_dir / "backups").exists()
 
 
 @pytest.mark.parametrize("what", ["io-logs dir", "io-log file"])
@@ -134,7 +135,8 @@ def test_result_file_links_are_ignored(
         (directory / "session-share" / "__result").symlink_to(elsewhere / "__result")
     registry = drained(make_registry)
     record = registry.get("s")
-    assert record is not None and record.interrupted_job_outcome == "pass"
+    assert record is not None
+    assert record.interrupted_job_outcome == "pass"
 
 
 def test_hard_linked_session_file_is_replaced_not_written_through(
@@ -147,9 +149,11 @@ def test_hard_linked_session_file_is_replaced_not_written_through(
     before = (outside / "session").read_bytes()
     registry = drained(make_registry)
     record = registry.get("s")
-    assert record is not None and record.interrupted_job_outcome == "pass"
+    assert record is not None
+    assert record.interrupted_job_outcome == "pass"
     assert (outside / "session").read_bytes() == before
-    assert settled(directory) and not settled(outside)
+    assert settled(directory)
+    assert not settled(outside)
 
 
 def _fifo(path: Path) -> None:
@@ -201,7 +205,8 @@ def test_session_owned_by_another_user_is_resumed_but_never_written(
     before = snapshot(directory)
     registry = drained(make_registry)
     record = registry.get("s")
-    assert record is not None and record.state == "resumed"
+    assert record is not None
+    assert record.state == "resumed"
     assert record.interrupted_job_outcome == ""
     assert snapshot(directory) == before
 
@@ -217,7 +222,8 @@ def test_trusted_owner_session_is_settled_and_keeps_its_owner(
     os.utime(directory / "session", (rs.OLD_MTIME, rs.OLD_MTIME))
     registry = drained(make_registry, trusted_owners=("nobody",))
     record = registry.get("s")
-    assert record is not None and record.interrupted_job_outcome == "pass"
+    assert record is not None
+    assert record.interrupted_job_outcome == "pass"
     st = (directory / "session").stat()
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (NOBODY, NOBODY, 0o640)
 
@@ -312,7 +318,8 @@ def test_entries_swapped_for_links_during_settles_are_never_followed(
     assert snapshot(outside.parent) == before
     for backup in tmp_path.glob("state-*/backups/*/*"):
         assert b"VICTIM" not in gzip.decompress(backup.read_bytes())
-    assert rounds > 5 and swaps > 100
+    assert rounds > 5
+    assert swaps > 100
     # A swapped file changes its stamp, so those settles are refused and retried later.
     assert settles > 0 or swapped == "session file"
     rs.count("hostile inputs tried")

@@ -58,7 +58,7 @@ def cached_root(packages: Sequence[str] = GUEST_PACKAGES) -> Path:
     cache = CACHE_ROOT / root_cache_key(packages)
     root = cache / "rootfs"
     cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / "lock", "w") as lock:
+    with (cache / "lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (root / "usr" / "bin" / "python3").exists():
             partial = cache / "rootfs.partial"
@@ -98,7 +98,7 @@ def build_deb(workdir: Path) -> Path:
     for leftover in ("debian/resumed", "debian/.debhelper", "debian/files"):
         shutil.rmtree(src / leftover, ignore_errors=True)
     log = workdir / "dpkg-buildpackage.log"
-    with open(log, "wb") as out:
+    with log.open("wb") as out:
         proc = subprocess.run(
             ["dpkg-buildpackage", "-us", "-uc", "-b"],
             cwd=src,
@@ -175,7 +175,7 @@ class Guest:
     def boot(self) -> None:
         """Boot the guest and wait until its systemd has finished starting up."""
         assert self._nspawn is None, "already running"
-        with open(self.log, "ab") as out:
+        with self.log.open("ab") as out:
             out.write(f"\n===== boot {self.boots + 1} =====\n".encode())
             out.flush()
             self._nspawn = subprocess.Popen(
@@ -231,8 +231,10 @@ class Guest:
 
     def wait_for(self, what: str, check: Callable[[], object], timeout: float,
                  describe: Callable[[], str] | None = None) -> object:
-        """Poll ``check`` until truthy; on timeout fail with ``describe()`` (default: the
-        daemon's status and journal)."""
+        """Poll ``check`` until truthy; on timeout fail with ``describe()``.
+
+        ``describe`` defaults to the daemon's status and journal.
+        """
         return wait_for(what, check, timeout, describe or self.diagnose)
 
     def path(self, guest_path: str) -> Path:
@@ -335,14 +337,14 @@ def install_sample_sessions(root: Path) -> Path:
     for session_id, sample in SAMPLE_SESSIONS.items():
         target = sessions / f"{session_id}.session"
         shutil.copytree(sample, target)
-        for dirpath, dirnames, filenames in os.walk(target):
-            os.chmod(dirpath, 0o755)
+        for dirpath, _, filenames in os.walk(target):
+            Path(dirpath).chmod(0o755)
             for name in filenames:
-                os.chmod(os.path.join(dirpath, name), 0o644)
+                Path(dirpath, name).chmod(0o644)
         (target / "session-share").mkdir(exist_ok=True)
-        for dirpath, dirnames, filenames in os.walk(target, topdown=False):
+        for dirpath, _, filenames in os.walk(target, topdown=False):
             for name in filenames:
-                os.utime(os.path.join(dirpath, name), (SESSION_MTIME, SESSION_MTIME))
+                os.utime(Path(dirpath, name), (SESSION_MTIME, SESSION_MTIME))
             os.utime(dirpath, (SESSION_MTIME, SESSION_MTIME))
     return sessions
 

@@ -1,8 +1,8 @@
-"""The .deb on a real booted Debian 12: resume at boot, settle once across a reboot, and
-systemd's reload, restart and watchdog around the daemon.
+"""The .deb on a real booted Debian 12, under systemd.
 
-The tests share one guest (booting is the expensive part) and run in file order:
-the first one needs the guest's first boot.
+Resume at boot, settle once across a reboot, and systemd's reload, restart and
+watchdog around the daemon. The tests share one guest (booting is the expensive
+part) and run in file order: the first one needs the guest's first boot.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ MANAGER = "org.resumed.Resume1.Manager"
 SESSION = "org.resumed.Resume1.Session"
 REBOOT_JOB = "com.example.synth::synth/reboot"
 SESSION_IDS = ("small-v11", "small-v7")
-NOT_SETTLED_AGAIN = "Job rebooted the machine or the Checkbox agent. Resuming the session and " \
+NOT_SETTLED_AGAIN = (
+    "Job rebooted the machine or the Checkbox agent. Resuming the session and "
     "marking it as passed because the job has the `noreturn` flag"
+)
 READY_TIMEOUT = 90.0
 DROP_IN = "/run/systemd/system/resumed.service.d/test-watchdog.conf"
 
@@ -229,8 +231,10 @@ def test_resumectl_in_the_guest_shows_the_settled_session(guest: Any, daemon: Da
 
 def test_purge_then_install_on_a_running_system(
         guest: Any, daemon: Daemon, built_deb: Path) -> None:
-    """Purging stops the daemon and removes its config, never the sessions; installing on a
-    running system starts it at once, and it does not settle again."""
+    """Purging stops the daemon and removes its config, never the sessions.
+
+    Installing on a running system starts it at once, and it does not settle again.
+    """
     daemon.wait_settled()
     written = {s: session_file(guest.root, s).read_bytes() for s in SESSION_IDS}
     guest.run("dpkg", "--purge", "resumed")

@@ -57,7 +57,7 @@ def test_installed_unit_verifies_without_a_single_warning(installed_root: Path) 
 def test_installed_unit_is_enabled_for_boot(installed_root: Path) -> None:
     """dh_installsystemd enabled the unit: multi-user.target wants it after installation."""
     wants = installed_root / "etc/systemd/system/multi-user.target.wants/resumed.service"
-    assert os.readlink(wants) == "/lib/systemd/system/resumed.service"
+    assert wants.readlink() == Path("/lib/systemd/system/resumed.service")
 
 
 def test_unit_exposure_is_at_most_five() -> None:
@@ -73,7 +73,7 @@ def test_every_setting_left_open_is_explained_in_the_unit() -> None:
     report = _security_report(str(UNIT))
     text = UNIT.read_text()
     comments = "\n".join(line for line in text.splitlines() if line.startswith("#"))
-    open_settings = {m.group(1) for m in re.finditer(r"^✗ ([A-Za-z]+)=", report, re.M)}
+    open_settings = {m.group(1) for m in re.finditer(r"^✗ ([A-Za-z]+)=", report, re.MULTILINE)}
     assert open_settings, report
     unexplained = sorted(s for s in open_settings if f"{s}=" not in comments)
     assert unexplained == []
@@ -121,7 +121,7 @@ def test_shipped_config_defaults_are_the_daemon_defaults(tmp_path: Path) -> None
 
 @pytest.mark.system
 def test_package_is_lintian_clean(built_deb: Path) -> None:
-    """lintian finds no error and no warning in the built package."""
+    """Lintian finds no error and no warning in the built package."""
     proc = subprocess.run(
         ["lintian", "--fail-on", "error,warning", str(built_deb)],
         capture_output=True, text=True, timeout=300, check=False,

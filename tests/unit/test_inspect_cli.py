@@ -136,7 +136,8 @@ def test_corrupted_session_prints_one_line_exits_1_and_is_not_touched(
     assert proc.returncode == 1
     assert proc.stdout == ""
     assert proc.stderr.count("\n") == 1
-    assert "CorruptedSessionError" in proc.stderr and "corrupted" in proc.stderr
+    assert "CorruptedSessionError" in proc.stderr
+    assert "corrupted" in proc.stderr
     data = (session / "session").read_bytes()
     assert (hashlib.sha256(data).hexdigest(), (session / "session").stat().st_mtime_ns) == before
     assert sorted(p.name for p in session.iterdir()) == ["io-logs", "session"]

@@ -52,7 +52,8 @@ def snake_case(name: str) -> str:
 def _classify(exc: GLib.Error) -> RemoteError:
     """Turn a GLib error into a RemoteError with the right exit status."""
     remote = Gio.DBusError.get_remote_error(exc) or ""
-    message = Gio.DBusError.strip_remote_error(exc) or exc.message
+    # Gio.DBusError.strip_remote_error returns a bool in PyGObject; strip by hand.
+    message = exc.message.removeprefix(f"GDBus.Error:{remote}: ") if remote else exc.message
     if remote.startswith(ACCESS_DENIED_ERRORS):
         return RemoteError(f"Access denied: {message}", EXIT_ACCESS_DENIED)
     if remote.startswith(NOT_RUNNING_ERRORS):
@@ -164,7 +165,7 @@ def _show(client: Client, session_id: str, as_json: bool, out: TextIO) -> None:
             text = ", ".join(f"{k}={v}" for k, v in value.items())
         else:
             text = str(value)
-        out.write(f"{key.rjust(width)}: {text}\n")
+        out.write(f"{key.rjust(width)}: {text or '-'}\n")
 
 
 def _rescan(client: Client, _as_json: bool, out: TextIO) -> None:

@@ -3,8 +3,15 @@
 Objects are registered through the Gio connection directly (not pydbus's
 ``publish``) so that every failed call is answered with a name from
 :mod:`resumed.daemon.errors` and no traceback. The interfaces come from
-``dbus/org.resumed.Resume1.xml``. Reply values are built once per published
-change, so ``ListSessions`` costs the same whatever the daemon is doing.
+``dbus/org.resumed.Resume1.xml``.
+
+Publishing is incremental: a record the registry hands over again (the same
+object) costs nothing, a changed one rebuilds only its own ``ListSessions`` row
+and the properties that changed. The ``ListSessions`` reply is assembled from
+the rows in C (``GLib.Variant.new_array``) at the first call after a change, so
+it costs about the same whatever the daemon is doing. Session properties are
+converted on demand (``Get``/``GetAll``) rather than kept as variants, which
+keeps the daemon small with many resumed sessions.
 """
 
 from __future__ import annotations
@@ -85,12 +92,36 @@ def _plain(value: Any, signature: str) -> Any:
     return int(value or 0)
 
 
-def session_properties(record: SessionRecord) -> dict[str, GLib.Variant]:
-    """Return every Session property of ``record`` as variants."""
-    return {
-        name: GLib.Variant(signature, _plain(getattr(record, attribute), signature))
-        for name, (attribute, signature) in SESSION_PROPERTIES.items()
-    }
+def session_properties(record: SessionRecord,
+                       names: Iterable[str] | None = None) -> dict[str, GLib.Variant]:
+    """Return the Session properties ``names`` (default: all) of ``record`` as variants."""
+    wanted = SESSION_PROPERTIES if names is None else names
+    result = {}
+    for name in wanted:
+        attribute, signature = SESSION_PROPERTIES[name]
+        result[name] = GLib.Variant(signature, _plain(getattr(record, attribute), signature))
+    return result
+
+
+def changed_properties(old: SessionRecord, new: SessionRecord) -> list[str]:
+    """The names of the Session properties whose values differ between two records."""
+    return [name for name, (attribute, _) in SESSION_PROPERTIES.items()
+            if getattr(old, attribute) != getattr(new, attribute)]
+
+
+_ROW_TYPE = GLib.VariantType.new("(sossss)")
+_DISCARDED_ROW_TYPE = GLib.VariantType.new("(ssssas)")
+
+
+def _row_fields(record: SessionRecord, path: str) -> tuple[str, ...]:
+    """The fields of a ``ListSessions`` row."""
+    return (_plain(record.id, "s"), path, _plain(record.state, "s"), _plain(record.title, "s"),
+            _plain(record.app_id, "s"), _plain(record.running_job, "s"))
+
+
+def _array_reply(row_type: GLib.VariantType, rows: Sequence[GLib.Variant]) -> GLib.Variant:
+    """``(a<row_type>)`` from prebuilt row variants (assembled in C)."""
+    return GLib.Variant.new_tuple(GLib.Variant.new_array(row_type, list(rows)))
 
 
 def job_results_variant(results: Iterable[dict[str, Any]]) -> GLib.Variant:
@@ -105,11 +136,12 @@ def job_results_variant(results: Iterable[dict[str, Any]]) -> GLib.Variant:
 
 @dataclass
 class _Published:
-    """One exported session: its record, property variants and registration ids."""
+    """One exported session: its record, its ``ListSessions`` row and registration id."""
 
     record: SessionRecord
     path: str
-    properties: dict[str, GLib.Variant]
+    row_fields: tuple[str, ...]
+    row: GLib.Variant
     registration: int
 
 
@@ -137,7 +169,8 @@ class BusAdapter:
             "Sessions": GLib.Variant("ao", []),
             "DiscardedCount": GLib.Variant("u", 0),
         }
-        self._list_sessions_reply = GLib.Variant("(a(sossss))", ([],))
+        self._order: list[str] = []
+        self._list_sessions_reply: GLib.Variant | None = None
         self._list_discarded_reply = GLib.Variant("(a(ssssas))", ([],))
 
     # -- export --------------------------------------------------------------
@@ -194,33 +227,49 @@ class BusAdapter:
         PropertiesChanged and SessionDiscarded for what differs from before.
         """
         wanted = {record.id: record for record in sessions}
+        rows_changed = False
         for session_id in [sid for sid in self._sessions if sid not in wanted]:
             self._remove_session(session_id)
-        old_discarded = {(d.id, d.reason) for d in self._discarded}
+            rows_changed = True
         for record in sessions:
             published = self._sessions.get(record.id)
             if published is None:
                 self._add_session(record)
-            elif published.record != record:
-                self._update_session(published, record)
-        self._discarded = list(discarded)
-        for entry in self._discarded:
+                rows_changed = True
+            elif published.record is not record:
+                rows_changed |= self._update_session(published, record)
+        order = [record.id for record in sessions]
+        if rows_changed or order != self._order:
+            self._list_sessions_reply = None  # assembled again at the next ListSessions
+        if order != self._order:
+            self._order = order
+            self._set_manager_properties({
+                "Sessions": GLib.Variant("ao", [self._sessions[sid].path for sid in order])})
+        if list(discarded) != self._discarded:
+            self._publish_discarded(list(discarded))
+
+    def _publish_discarded(self, discarded: list[DiscardRecord]) -> None:
+        """Announce new discard entries and rebuild the ``ListDiscarded`` reply."""
+        old_discarded = {(d.id, d.reason) for d in self._discarded}
+        self._discarded = discarded
+        for entry in discarded:
             if (entry.id, entry.reason) not in old_discarded:
                 self._emit_manager_signal("SessionDiscarded", GLib.Variant(
                     "(sss)", (_plain(entry.id, "s"), _plain(entry.reason, "s"),
                               _plain(entry.message, "s"))))
-        self._list_sessions_reply = GLib.Variant("(a(sossss))", ([
-            (_plain(r.id, "s"), self._sessions[r.id].path, _plain(r.state, "s"),
-             _plain(r.title, "s"), _plain(r.app_id, "s"), _plain(r.running_job, "s"))
-            for r in sessions],))
-        self._list_discarded_reply = GLib.Variant("(a(ssssas))", ([
-            (_plain(d.id, "s"), _plain(d.reason, "s"), _plain(d.message, "s"),
-             _plain(d.location, "s"), _plain(d.job_ids, "as"))
-            for d in self._discarded],))
-        self._set_manager_properties({
-            "Sessions": GLib.Variant("ao", [self._sessions[r.id].path for r in sessions]),
-            "DiscardedCount": GLib.Variant("u", len(self._discarded)),
-        })
+        self._list_discarded_reply = _array_reply(_DISCARDED_ROW_TYPE, [
+            GLib.Variant("(ssssas)", (
+                _plain(d.id, "s"), _plain(d.reason, "s"), _plain(d.message, "s"),
+                _plain(d.location, "s"), _plain(d.job_ids, "as")))
+            for d in discarded])
+        self._set_manager_properties({"DiscardedCount": GLib.Variant("u", len(discarded))})
+
+    def _list_sessions(self) -> GLib.Variant:
+        """Answer ListSessions (the reply is assembled once per change)."""
+        if self._list_sessions_reply is None:
+            self._list_sessions_reply = _array_reply(
+                _ROW_TYPE, [self._sessions[sid].row for sid in self._order])
+        return self._list_sessions_reply
 
     def _add_session(self, record: SessionRecord) -> None:
         """Export a new session object and announce it."""
@@ -229,21 +278,31 @@ class BusAdapter:
         registration = self._connection.register_object(
             path, self._session_info,
             lambda *args: self._on_session_call(session_id, *args), None, None)
-        published = _Published(record, path, session_properties(record), registration)
+        fields = _row_fields(record, path)
+        published = _Published(record, path, fields, GLib.Variant("(sossss)", fields),
+                               registration)
         self._sessions[record.id] = published
         self._emit(names.ROOT_PATH, names.OBJECT_MANAGER_INTERFACE, "InterfacesAdded",
                    GLib.Variant("(oa{sa{sv}})",
-                                (path, {names.SESSION_INTERFACE: published.properties})))
+                                (path, {names.SESSION_INTERFACE: session_properties(record)})))
         self._emit_manager_signal("SessionAdded", GLib.Variant("(so)", (record.id, path)))
 
-    def _update_session(self, published: _Published, record: SessionRecord) -> None:
-        """Store a changed record and emit PropertiesChanged for what changed."""
-        properties = session_properties(record)
-        changed = {k: v for k, v in properties.items() if not published.properties[k].equal(v)}
+    def _update_session(self, published: _Published, record: SessionRecord) -> bool:
+        """Store a changed record, emit PropertiesChanged for what changed.
+
+        Returns whether the session's ``ListSessions`` row changed.
+        """
+        changed = changed_properties(published.record, record)
         published.record = record
-        published.properties = properties
         if changed:
-            self._emit_properties_changed(published.path, names.SESSION_INTERFACE, changed)
+            self._emit_properties_changed(published.path, names.SESSION_INTERFACE,
+                                          session_properties(record, changed))
+        fields = _row_fields(record, published.path)
+        if fields == published.row_fields:
+            return False
+        published.row_fields = fields
+        published.row = GLib.Variant("(sossss)", fields)
+        return True
 
     def _remove_session(self, session_id: str) -> None:
         """Unexport a session object and announce it."""
@@ -292,7 +351,7 @@ class BusAdapter:
         """Dispatch a call on the root object."""
         manager = names.MANAGER_INTERFACE
         handlers: dict[tuple[str, str], Callable[[], GLib.Variant | None]] = {
-            (manager, "ListSessions"): lambda: self._list_sessions_reply,
+            (manager, "ListSessions"): self._list_sessions,
             (manager, "ListDiscarded"): lambda: self._list_discarded_reply,
             (manager, "GetSession"): lambda: self._get_session(*parameters.unpack()),
             (manager, "Rescan"): lambda: self._rescan(sender),
@@ -307,17 +366,22 @@ class BusAdapter:
                          _path: str, interface: str, method: str, parameters: GLib.Variant,
                          invocation: Gio.DBusMethodInvocation) -> None:
         """Dispatch a call on a session object."""
-        def properties() -> dict[str, GLib.Variant]:
+        def record() -> SessionRecord:
             published = self._sessions.get(session_id)
             if published is None:
                 raise NoSuchSessionError(session_id)
-            return published.properties
+            return published.record
+
+        def get() -> GLib.Variant:
+            _interface, name = parameters.unpack()
+            return self._get(session_properties(record(), [name]), parameters)
 
         handlers: dict[tuple[str, str], Callable[[], GLib.Variant | None]] = {
             (names.SESSION_INTERFACE, "GetJobResults"): lambda: job_results_variant(
                 self._backend.job_results(session_id, *parameters.unpack())),
-            (names.PROPERTIES_INTERFACE, "Get"): lambda: self._get(properties(), parameters),
-            (names.PROPERTIES_INTERFACE, "GetAll"): lambda: self._get_all(properties(), parameters),
+            (names.PROPERTIES_INTERFACE, "Get"): get,
+            (names.PROPERTIES_INTERFACE, "GetAll"):
+                lambda: self._get_all(session_properties(record()), parameters),
         }
         self._dispatch(handlers, interface, method, invocation)
 
@@ -352,7 +416,8 @@ class BusAdapter:
     def _managed_objects(self) -> GLib.Variant:
         """Answer ObjectManager.GetManagedObjects."""
         return GLib.Variant("(a{oa{sa{sv}}})", ({
-            p.path: {names.SESSION_INTERFACE: p.properties} for p in self._sessions.values()},))
+            p.path: {names.SESSION_INTERFACE: session_properties(p.record)}
+            for p in self._sessions.values()},))
 
     def _rescan(self, sender: str) -> None:
         """Answer Rescan: root only, checked on the caller's uid."""

@@ -47,7 +47,7 @@ class IncompatibleJobError(SessionResumeError):
     reason = "incompatible-job"
 
 
-class BrokenReferenceToExternalFile(SessionResumeError):
+class BrokenReferenceToExternalFile(SessionResumeError):  # noqa: N818 - PlainBox's name
     """An io-log that resume must read cannot be read."""
 
     reason = "broken-reference"

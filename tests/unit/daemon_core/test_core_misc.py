@@ -23,7 +23,8 @@ def test_boot_id_and_boot_time_come_from_proc(tmp_path: Path) -> None:
 
 def test_real_proc_has_a_boot() -> None:
     boot = read_boot_info()
-    assert boot.boot_id and boot.boot_time > 0
+    assert boot.boot_id
+    assert boot.boot_time > 0
 
 
 def test_state_remembers_settles_and_first_seen_boots(tmp_path: Path) -> None:

@@ -84,7 +84,8 @@ def test_dormant_session_is_listed_pending_then_resumed_and_settled(
     assert record is not None
     assert record.state == "resumed"
     assert record.location == str(directory)
-    assert record.job_count == 5 and record.done_count == 5
+    assert record.job_count == 5
+    assert record.done_count == 5
     assert record.outcomes[REBOOT] == "pass"
     assert record.interrupted_job_outcome == "pass"
     assert record.settle_error == ""
@@ -120,7 +121,8 @@ def test_complete_session_is_listed_from_peek_only(
     registry = registry_for()
     registry.scan()
     record = registry.get("done")
-    assert record is not None and record.state == "complete"
+    assert record is not None
+    assert record.state == "complete"
     assert registry.pending_ids() == []
     assert (directory / "session").read_bytes() == before
 
@@ -185,7 +187,8 @@ def test_interrupted_shell_job_without_noreturn_is_crashed(
     registry = Registry(make_config(), providers, BOOT)
     resume_all(registry)
     record = registry.get("s1")
-    assert record is not None and record.interrupted_job_outcome == "crash"
+    assert record is not None
+    assert record.interrupted_job_outcome == "crash"
     assert document(directory)["session"]["results"][REBOOT] == [
         settle.memory_result("crash", settle.COMMENT_CRASH)
     ]
@@ -205,7 +208,8 @@ def test_interrupted_job_that_is_not_shell_is_left_alone(
     registry = Registry(make_config(), providers, BOOT)
     resume_all(registry)
     record = registry.get("s1")
-    assert record is not None and record.state == "resumed"
+    assert record is not None
+    assert record.state == "resumed"
     assert record.interrupted_job_outcome == ""
     assert (directory / "session").read_bytes() == before
 
@@ -218,7 +222,8 @@ def test_result_file_decides_the_outcome(
     registry = registry_for()
     resume_all(registry)
     record = registry.get("s1")
-    assert record is not None and record.interrupted_job_outcome == "fail"
+    assert record is not None
+    assert record.interrupted_job_outcome == "fail"
     assert registry.job_results("s1", REBOOT) == [
         {"outcome": "fail", "comments": "x", "io_log_records": 0}
     ]
@@ -233,7 +238,8 @@ def test_nothing_is_settled_when_no_jobs_remain(
     registry = registry_for()
     resume_all(registry)
     record = registry.get("s1")
-    assert record is not None and record.state == "resumed"
+    assert record is not None
+    assert record.state == "resumed"
     assert (record.remaining_todo_jobs, record.interrupted_job_outcome) == (False, "")
     assert (directory / "session").read_bytes() == before
 
@@ -246,7 +252,8 @@ def test_session_of_this_boot_is_not_settled(
     registry = registry_for(BootInfo("b", time.time() - 3600))
     resume_all(registry)
     record = registry.get("s1")
-    assert record is not None and record.state == "resumed"
+    assert record is not None
+    assert record.state == "resumed"
     assert record.interrupted_job_outcome == ""
     assert (directory / "session").read_bytes() == before
 
@@ -255,17 +262,19 @@ def test_session_seen_under_another_boot_id_is_settled(
     add_session: Callable[..., Path], registry_for: Callable[..., Registry]
 ) -> None:
     """systemd-nspawn: the kernel boot time stays the host's; the boot id changes."""
-    directory = add_session("s1", mtime=None)
+    add_session("s1", mtime=None)
     host_boot_time = time.time() - 3600
     first = registry_for(BootInfo("container-boot-1", host_boot_time))
     resume_all(first)
     first.persist()
     record = first.get("s1")
-    assert record is not None and record.interrupted_job_outcome == ""
+    assert record is not None
+    assert record.interrupted_job_outcome == ""
     second = registry_for(BootInfo("container-boot-2", host_boot_time))
     resume_all(second)
     record = second.get("s1")
-    assert record is not None and record.interrupted_job_outcome == "pass"
+    assert record is not None
+    assert record.interrupted_job_outcome == "pass"
 
 
 def test_foreign_session_is_resumed_but_never_written(
@@ -277,7 +286,8 @@ def test_foreign_session_is_resumed_but_never_written(
     registry = registry_for()
     resume_all(registry)
     record = registry.get("s1")
-    assert record is not None and record.state == "resumed"
+    assert record is not None
+    assert record.state == "resumed"
     assert record.interrupted_job_outcome == ""
     assert (directory / "session").read_bytes() == before
     trusting = registry_for(trusted_owners=("nobody",))
@@ -298,7 +308,8 @@ def test_settle_happens_once_across_restarts_byte_identical(
         registry = registry_for()
         resume_all(registry)
         record = registry.get("s1")
-        assert record is not None and record.interrupted_job_outcome == "pass"
+        assert record is not None
+        assert record.interrupted_job_outcome == "pass"
         assert (directory / "session").read_bytes() == settled
     [backup] = (tmp_path / "state" / "backups" / "s1").iterdir()
     assert backup.read_bytes() == original
@@ -427,7 +438,8 @@ def test_session_changed_during_this_boot_is_resumed_again_not_settled(
     assert registry.pending_ids() == ["s1"]
     registry.resume_one("s1")
     record = registry.get("s1")
-    assert record is not None and (record.title, record.state) == ("renamed", "resumed")
+    assert record is not None
+    assert (record.title, record.state) == ("renamed", "resumed")
     assert record.interrupted_job_outcome == ""
 
 
@@ -440,7 +452,8 @@ def test_hostile_strings_are_published_safely(
     registry = registry_for()
     resume_all(registry)
     record = registry.get("s1")
-    assert record is not None and record.state == "resumed"
+    assert record is not None
+    assert record.state == "resumed"
     assert (record.title, record.app_id) == ("a\ufffdb\ufffd", "")
     assert "cannot be re-encoded" in record.settle_error
     assert (directory / "session").read_bytes() == before
@@ -455,7 +468,8 @@ def test_leftover_session_next_of_a_previous_boot_is_moved_away(
     registry = registry_for()
     resume_all(registry)
     record = registry.get("s1")
-    assert record is not None and record.interrupted_job_outcome == "pass"
+    assert record is not None
+    assert record.interrupted_job_outcome == "pass"
     assert not (directory / "session.next").exists()
     names = sorted(p.name for p in (tmp_path / "state" / "backups" / "s1").iterdir())
     assert [n.endswith(".session.next") for n in names].count(True) == 1
@@ -470,7 +484,8 @@ def test_fresh_session_next_means_retry_at_the_next_scan(
     registry = registry_for(BootInfo("b", time.time() - 3600))
     resume_all(registry)
     record = registry.get("s1")
-    assert record is not None and "session.next exists" in record.settle_error
+    assert record is not None
+    assert "session.next exists" in record.settle_error
     assert (directory / "session").read_bytes() == before
     assert registry.pending_ids() == []
     (directory / "session.next").unlink()
@@ -495,7 +510,8 @@ def test_same_interruption_is_never_settled_twice(
     resume_all(registry)
     assert (directory / "session").read_bytes() == original
     record = registry.get("s1")
-    assert record is not None and record.interrupted_job_outcome == "pass"
+    assert record is not None
+    assert record.interrupted_job_outcome == "pass"
 
 
 @pytest.mark.parametrize("version", [3, 7, 11])

@@ -123,7 +123,8 @@ def test_settle_on_a_full_disk_fails_visibly_then_succeeds_when_space_returns(
     registry = Registry(make_config(session_roots=(tiny_root,)), providers, BOOT)
     resume_all(registry)
     record = registry.get("s1")
-    assert record is not None and record.state == "resumed"
+    assert record is not None
+    assert record.state == "resumed"
     assert "No space left" in record.settle_error
     assert record.interrupted_job_outcome == ""
     assert (directory / "session").read_bytes() == original
@@ -147,5 +148,6 @@ def test_settle_on_a_read_only_filesystem_leaves_the_file(
     registry = Registry(make_config(session_roots=(tiny_root,)), providers, BOOT)
     resume_all(registry)
     record = registry.get("s1")
-    assert record is not None and "Read-only file system" in record.settle_error
+    assert record is not None
+    assert "Read-only file system" in record.settle_error
     assert (directory / "session").read_bytes() == original

@@ -42,7 +42,8 @@ def test_noreturn_shell_job_passes_with_checkboxs_comment() -> None:
 
 def test_other_shell_job_crashes_with_checkboxs_comment() -> None:
     plan = settle.plan_settle(doc(), REBOOT, "shell", frozenset(), None)
-    assert plan is not None and plan.outcome == "crash"
+    assert plan is not None
+    assert plan.outcome == "crash"
     assert plan.result["comments"] == (
         "Job rebooted the machine or the Checkbox agent. Resuming the session and marking it"
         " as crashed."
@@ -67,7 +68,8 @@ def test_nothing_when_no_jobs_remain_to_do() -> None:
 
 def test_absent_remaining_todo_jobs_means_true() -> None:
     plan = settle.plan_settle(doc("small-v10"), REBOOT, "shell", NORETURN, None)
-    assert plan is not None and plan.outcome == "pass"
+    assert plan is not None
+    assert plan.outcome == "pass"
 
 
 def test_result_file_overrides_and_replaces_the_last_result() -> None:
@@ -99,14 +101,16 @@ def test_result_file_with_an_invalid_outcome_crashes(raw: bytes, comments: str) 
 @pytest.mark.parametrize("raw", [b"[1, 2]", b"not json", b"\xff\xfe", b'"pass"'])
 def test_result_file_without_an_object_is_ignored(raw: bytes) -> None:
     plan = settle.plan_settle(doc(), REBOOT, "shell", NORETURN, raw)
-    assert plan is not None and plan.outcome == "pass"
+    assert plan is not None
+    assert plan.outcome == "pass"
 
 
 def test_hollow_placeholder_of_v3_is_replaced() -> None:
     document = doc("small-v3")
     assert document["session"]["results"][REBOOT][0]["outcome"] is None
     plan = settle.plan_settle(document, REBOOT, "shell", NORETURN, None)
-    assert plan is not None and plan.replace_last
+    assert plan is not None
+    assert plan.replace_last
     assert settle.apply_plan(document, REBOOT, plan)
     assert document["session"]["results"][REBOOT] == [plan.result]
 
@@ -128,7 +132,8 @@ def test_already_settled_document_is_left_alone() -> None:
     assert plan is not None
     settle.apply_plan(document, REBOOT, plan)
     again = settle.plan_settle(document, REBOOT, "shell", NORETURN, None)
-    assert again is not None and again.outcome == "pass"
+    assert again is not None
+    assert again.outcome == "pass"
     assert not settle.apply_plan(document, REBOOT, again)
 
 

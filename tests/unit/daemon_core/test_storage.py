@@ -42,7 +42,7 @@ def test_hidden_foreign_and_linked_entries_are_not_sessions(
 def test_non_utf8_name_is_skipped_with_a_warning(
     root: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    os.mkdir(os.fsencode(root) + b"/bad\xff.session")
+    os.mkdir(os.fsencode(root) + b"/bad\xff.session")  # noqa: PTH102 - a non-UTF-8 bytes name
     with caplog.at_level(logging.WARNING):
         assert candidates(root) == {}
     assert "non-UTF-8" in caplog.text
@@ -75,7 +75,7 @@ def test_vanished_session_is_not_an_error(add_session: Callable[..., Path], root
     directory = add_session("gone")
     candidate = candidates(root)["gone"]
     (directory / "session").unlink()
-    os.rename(directory, root / ".trash")
+    directory.rename(root / ".trash")
     assert storage.read_session(candidate, MAX) is None
 
 
@@ -89,7 +89,8 @@ def test_session_file_is_read_with_owner_and_stamp(
     assert sfile.mtime == pytest.approx(1577836800.0)
     assert sfile.next_stamp is None
     unchanged = storage.read_session(candidates(root)["one"], MAX, known=sfile.stamp)
-    assert unchanged is not None and unchanged.data is None
+    assert unchanged is not None
+    assert unchanged.data is None
 
 
 @pytest.mark.parametrize("kind", ["symlink", "fifo", "device", "directory"])
@@ -168,7 +169,7 @@ def test_atomic_write_replaces_the_file_keeping_owner_and_mode(
 ) -> None:
     directory = add_session("write")
     os.chown(directory / "session", 65534, 65534)
-    os.chmod(directory / "session", 0o640)
+    (directory / "session").chmod(0o640)
     steps: list[str] = []
     storage.atomic_write(read(root, "write"), b"new bytes", steps.append)
     st = (directory / "session").stat()
@@ -264,7 +265,8 @@ def test_leftover_session_next_is_moved_to_the_backups(
     directory = add_session("left")
     (directory / "session.next").write_bytes(b"half written")
     backup = storage.move_leftover_next(candidates(root)["left"], tmp_path / "state", MAX)
-    assert backup is not None and backup.read_bytes() == b"half written"
+    assert backup is not None
+    assert backup.read_bytes() == b"half written"
     assert backup.name.endswith(".session.next")
     assert not (directory / "session.next").exists()
     assert storage.move_leftover_next(candidates(root)["left"], tmp_path / "state", MAX) is None

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from resumed.providers.errors import ProviderDefinitionError
 from resumed.providers.loader import (
     default_provider_dirs,
     is_builtin_namespace,
     load_provider,
     load_providers,
 )
-from resumed.providers.errors import ProviderDefinitionError
 from resumed.providers.units import JobDefinition, TemplateUnit
 
 
@@ -90,7 +90,8 @@ def test_bad_unit_file_is_skipped_with_a_warning_and_others_load(
         result = load_providers([tmp_path])
     assert [u.partial_id for u in result.units] == ["c"]
     assert len(result.warnings) == 2
-    assert "a.pxu" in caplog.text and "b.pxu" in caplog.text
+    assert "a.pxu" in caplog.text
+    assert "b.pxu" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -108,7 +109,8 @@ def test_bad_provider_definition_is_skipped_and_the_next_one_loads(
     _provider(tmp_path, "com.example:ok", f"location = {tmp_path / 'ok'}\n", "b.provider")
     result = load_providers([tmp_path])
     assert [p.name for p in result.providers] == ["com.example:ok"]
-    assert len(result.warnings) == 1 and "a.provider" in result.warnings[0]
+    assert len(result.warnings) == 1
+    assert "a.provider" in result.warnings[0]
 
 
 @pytest.mark.parametrize("name", ["shortname", "Upper:case", "com.example:weird!!x"])
@@ -128,7 +130,8 @@ def test_relocatable_provider_uses_its_own_directory(tmp_path: Path) -> None:
     """`relocatable = yes`: location is the `.provider` file's directory."""
     _write(tmp_path / "units/u.pxu", "id: r\n")
     provider = load_provider(_provider(tmp_path, "com.example:r", "relocatable = yes\n"))
-    assert provider.location == tmp_path and provider.units_dir == tmp_path / "units"
+    assert provider.location == tmp_path
+    assert provider.units_dir == tmp_path / "units"
 
 
 def test_explicit_units_dir_outside_location_is_never_read(tmp_path: Path) -> None:
@@ -191,4 +194,5 @@ def test_checkbox_builtin_namespace_is_recognised() -> None:
 def test_missing_provider_directory_is_not_an_error(tmp_path: Path) -> None:
     """A search directory that does not exist contributes nothing."""
     result = load_providers([tmp_path / "nope"])
-    assert result.providers == [] and result.warnings == []
+    assert result.providers == []
+    assert result.warnings == []

@@ -111,8 +111,10 @@ def test_groups_run_contiguously() -> None:
 
 
 def test_before_cycle_drops_the_job_where_it_is_detected() -> None:
-    """`x after y` plus `x before y` is an ordering cycle: the job where it is detected
-    drops, and so does what needs it."""
+    """`x after y` plus `x before y` is a cycle: the job where it is detected drops.
+
+    So does what needs it.
+    """
     jobs = _jobs("id: x\nafter: y\nbefore: y\n\nid: y\n\nid: z\n")
     run_list = solve_run_list(jobs, ["ex::x", "ex::z"])
     assert run_list == ["ex::z"]
@@ -156,4 +158,6 @@ def test_long_dependency_chains_do_not_recurse() -> None:
     """A 5,000-job chain solves without hitting the recursion limit."""
     text = "\n".join(f"id: j{i}\ndepends: j{i - 1}\n" if i else "id: j0\n" for i in range(5000))
     run_list = solve_run_list(_jobs(text), ["ex::j4999"])
-    assert run_list[0] == "ex::j0" and run_list[-1] == "ex::j4999" and len(run_list) == 5000
+    assert run_list[0] == "ex::j0"
+    assert run_list[-1] == "ex::j4999"
+    assert len(run_list) == 5000

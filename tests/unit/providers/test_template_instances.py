@@ -82,7 +82,8 @@ def test_strict_expansion_keeps_invalid_instances_as_invalid_jobs() -> None:
     """With `strict_template_expansion`, record 2 becomes an InvalidJob `net/jinja_`."""
     jobs = _templates()[1].instantiate(_records(), "suspend-rendered", strict=True)
     invalid = jobs[1]
-    assert invalid.is_invalid and invalid.id == f"{NS}::net/jinja_"
+    assert invalid.is_invalid
+    assert invalid.id == f"{NS}::net/jinja_"
     assert invalid.checksum == "d68ba64e760fffdafeb2956846eb6a2d9bfa5d5a42b3a8f8d1150fe18c0887aa"
 
 

@@ -67,7 +67,7 @@ def test_sample_session_jobs_hash_like_checkbox(manifest_path: Path) -> None:
 
 def test_generated_job_checksum_differs_only_by_template_id_era() -> None:
     """A generated job gives the 1.18.1 checksum under `legacy` and the HEAD one after."""
-    (template,) = [u for u in _synth_units() if isinstance(u, TemplateUnit)]
+    (template,) = (u for u in _synth_units() if isinstance(u, TemplateUnit))
     (job,) = template.instantiate(_devices_records(), "suspend-rendered")
     assert job.checksum_for("legacy").startswith("3e9689c1")
     assert {job.checksum_for(era) for era in ERAS[1:]} == {job.checksum}
@@ -136,18 +136,18 @@ def test_siblings_field_makes_overridden_jobs() -> None:
 @pytest.mark.parametrize(
     ("parent", "sibling_id", "legacy", "current"),
     [
-        (dict(id="audio/playback", flags="also-after-suspend", depends="audio/detect",
-              command="play", _summary="Audio playback"),
+        ({"id": "audio/playback", "flags": "also-after-suspend", "depends": "audio/detect",
+          "command": "play", "_summary": "Audio playback"},
          "after-suspend-audio/playback",
          "0c5ae85e2f8d1bb3023ddc5ae5f35c4e3f7d695df9906a7c0c43c5db9fa9c39d",
          "0c5ae85e2f8d1bb3023ddc5ae5f35c4e3f7d695df9906a7c0c43c5db9fa9c39d"),
-        (dict(id="audio/record", flags="noreturn also-after-suspend-manual",
-              command="record", _summary="Audio record"),
+        ({"id": "audio/record", "flags": "noreturn also-after-suspend-manual",
+          "command": "record", "_summary": "Audio record"},
          "after-suspend-manual-audio/record",
          "8413f8734467e5627dcec1dc10d41f979a1014c72ca24f594d678c3200ca1a14",
          "3437695ff93084fe79041b33ab6c41445da99761ddabbe85d0a2ef1e3fa8e171"),
-        (dict(id="audio/both", summary="Both", after="audio/detect", command="both",
-              flags="also-after-suspend, also-after-suspend-manual"),
+        ({"id": "audio/both", "summary": "Both", "after": "audio/detect", "command": "both",
+          "flags": "also-after-suspend, also-after-suspend-manual"},
          "after-suspend-audio/both",
          "4e6440130d4c2f69f06511d74128b0fc1d8932f0c7b2d50533d51065e33d9c80",
          "0022dd0c9fc32024ffe7b2a98dcf91fa957fabc8884834ec0f03d7f961ead3ad"),

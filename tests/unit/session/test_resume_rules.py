@@ -289,7 +289,8 @@ def test_early_callback_return_value_is_the_session_filled_in(
 
     state = SessionResumeHelper(units).resume(pack_envelope(basic(make_doc, units)), early)
     assert state is mine
-    assert seen and seen[0] is not mine
+    assert seen
+    assert seen[0] is not mine
     assert [j.id for j in mine.run_list] == [q("a"), q("b")]
 
 
