@@ -151,6 +151,59 @@ def _drain(notify: socket.socket) -> None:
             return
 
 
+_FLOOR_NAME = "org.resumed.BenchFloor"
+_FLOOR_XML = (
+    '<node><interface name="org.resumed.BenchFloor"><method name="ListSessions">'
+    '<arg type="a(sossss)" direction="out"/></method></interface></node>'
+)
+
+
+def serve_rows(address: str, count: int) -> None:
+    """A trivial Gio service answering ``ListSessions`` with ``count`` prebuilt rows.
+
+    It does nothing else, so its round trip is the floor of the same reply
+    through GDBus and dbus-daemon (run as ``python -m benchmarks.daemon``).
+    """
+    info = Gio.DBusNodeInfo.new_for_xml(_FLOOR_XML).interfaces[0]
+    conn = Gio.DBusConnection.new_for_address_sync(
+        address,
+        Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT
+        | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
+        None, None)
+    rows = [GLib.Variant("(sossss)", (
+        f"bench-{i:05d}", f"/org/resumed/Resume1/session/bench_{i:05d}", "resumed",
+        "bench-500", "checkbox-cli", "com.example.bench::bench/job-00300"))
+        for i in range(count)]
+    reply = GLib.Variant.new_tuple(GLib.Variant.new_array(GLib.VariantType("(sossss)"), rows))
+    conn.register_object("/", info, lambda *args: args[-1].return_value(reply), None, None)
+    conn.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                   "RequestName", GLib.Variant("(su)", (_FLOOR_NAME, 4)), None,
+                   Gio.DBusCallFlags.NONE, -1, None)
+    print("ready", flush=True)
+    GLib.MainLoop().run()
+
+
+def floor_round_trips(address: str, rows: int, count: int) -> list[float]:
+    """Seconds of ``count`` calls to :func:`serve_rows` (started in a subprocess)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.daemon", address, str(rows)],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        conn = Gio.DBusConnection.new_for_address_sync(
+            address,
+            Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT
+            | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
+            None, None)
+        return time_calls(lambda: conn.call_sync(
+            _FLOOR_NAME, "/", _FLOOR_NAME, "ListSessions", None, None,
+            Gio.DBusCallFlags.NONE, 60_000, None), count)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def percentiles(samples: list[float]) -> tuple[float, float]:
     """(p50, p99) of ``samples``."""
     ordered = sorted(samples)
@@ -182,5 +235,9 @@ def time_calls_while(call: Callable[[], object], busy: Callable[[], bool],
     return samples
 
 
-__all__ = ["SESSION_INTERFACE", "Daemon", "percentiles", "private_bus", "run_daemon",
-           "time_calls", "time_calls_while"]
+__all__ = ["SESSION_INTERFACE", "Daemon", "floor_round_trips", "percentiles", "private_bus",
+           "run_daemon", "serve_rows", "time_calls", "time_calls_while"]
+
+
+if __name__ == "__main__":
+    serve_rows(sys.argv[1], int(sys.argv[2]))

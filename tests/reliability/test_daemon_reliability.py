@@ -233,15 +233,23 @@ def exhausted_daemon(private_bus: Any, workspace: Any, tmp_path: Path) -> Iterat
             *workspace.argv(private_bus)]
     notify = it.NotifyReader(tmp_path / "notify.sock")
     env = {**private_bus.env(), "NOTIFY_SOCKET": str(notify.path)}
+    started = time.monotonic()
     daemon = it.DaemonProcess(argv, env, notify, tmp_path / "daemon.log")
     try:
-        daemon.wait_ready()
+        # systemd's default TimeoutStartSec is 90 s: READY=1 must come before that.
+        while notify.count("READY=1") == 0:
+            assert daemon.proc.poll() is None, daemon.log.read_text()[-3000:]
+            assert time.monotonic() - started < 90, "no READY=1 within 90 s"
+            time.sleep(0.1)
+        rs.count(f"inotify fallback: ms until READY=1 with {MANY} sessions",
+                 int((time.monotonic() - started) * 1000))
         yield daemon
     finally:
         daemon.stop()
         notify.close()
 
 
+@pytest.mark.xfail(rs.LONG, strict=True, reason="findings #6")
 def test_more_directories_than_inotify_watches_falls_back_to_rescans_and_says_so_once(
     private_bus: Any, workspace: Any, exhausted_daemon: Any
 ) -> None:
@@ -370,6 +378,7 @@ def test_churn_under_watch_keeps_the_daemon_up_without_leaks_and_converges(
     rs.count("churn: seconds", int(churn_seconds))
     rs.count("churn: ListSessions calls during churn", sum(calls))
     rs.count("churn: RSS KiB after first tenth", rss[1])
+    rs.count("churn: RSS KiB at half", rss[len(rss) // 2])
     rs.count("churn: RSS KiB at end", rss[-1])
     # Stable: no growth beyond noise once warmed up (a leak grows with the operations).
     assert rss[-1] - rss[1] < 40 * 1024, rss

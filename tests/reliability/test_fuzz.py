@@ -373,3 +373,18 @@ def test_fuzz_damaged_unit_files_never_stop_provider_loading_or_resume(
     location, blob, _doc = SAMPLES[-1]
     peek_and_resume(providers.units, location, blob)
     rs.count("fuzz cases: damaged provider units")
+
+
+@pytest.mark.xfail(strict=True, reason="findings #5")
+@pytest.mark.parametrize("name", ["\x00", "io-logs/a\x00b.record.gz", "/var/tmp/x\x00.record.gz"])
+def test_io_log_name_with_a_nul_byte_is_a_typed_error(providers: Any, name: str) -> None:
+    """Found by the long fuzz: a NUL in ``io_log_filename`` raised a raw ValueError."""
+    location = rs.SAMPLES / "checkbox-1.18.1" / "small-v1.session"
+    doc = rs.sample_doc(location)
+    for history in doc["session"]["results"].values():
+        for result in history:
+            if "io_log_filename" in result:
+                result["io_log_filename"] = name
+    data = gzip.compress(json.dumps(doc).encode())
+    with pytest.raises(SessionResumeError):
+        SessionResumeHelper(providers.units, None, str(location), LIMIT).resume(data)

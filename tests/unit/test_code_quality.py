@@ -46,7 +46,9 @@ RUFF_PATHS = [
     "tests/differential",
     "tests/integration/test_lifecycle.py",
     "tests/integration/test_resumectl.py",
+    "tests/integration/test_settle_rules.py",
     "tests/integration/test_sleep.py",
+    "tests/integration/test_values.py",
     "tests/reliability",
     "tests/system",
     "tests/unit",
@@ -85,7 +87,7 @@ MYPY_PATHS = [
     "src/resumed/values.py",
 ]
 
-_MYPY_FINDING = re.compile(r"^(?P<path>[^:\s]+\.py):\d+(?::\d+)?: error: ", re.MULTILINE)
+_MYPY_FINDING = re.compile(r"(?P<path>[^:\s]+\.py):(?:\d+:)* error: ")
 
 
 def _tool(name: str) -> Path:

@@ -16,6 +16,7 @@ keeps the daemon small with many resumed sessions.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -92,6 +93,42 @@ def _plain(value: Any, signature: str) -> Any:
     return int(value or 0)
 
 
+_STRING_DICT = GLib.VariantType.new("a{ss}")
+
+
+def _string_dict(value: dict[str, str]) -> GLib.Variant:
+    """``a{ss}`` from a dict of clean strings, parsed in C from its JSON text.
+
+    A JSON object of strings is also GVariant text (same quotes and escapes);
+    building the variant through PyGObject costs about ten times more, which
+    adds up for the ``Outcomes`` of big sessions.
+    """
+    try:
+        return GLib.Variant.parse(_STRING_DICT, json.dumps(value, ensure_ascii=False), None, None)
+    except GLib.Error:
+        return GLib.Variant("a{ss}", value)
+
+
+#: The C constructors of the signatures properties and results use (PyGObject's
+#: generic ``GLib.Variant(signature, value)`` costs ten to twenty times more).
+_CONSTRUCTORS: dict[str, Callable[[Any], GLib.Variant]] = {
+    "s": GLib.Variant.new_string,
+    "as": GLib.Variant.new_strv,
+    "a{ss}": _string_dict,
+    "b": GLib.Variant.new_boolean,
+    "d": GLib.Variant.new_double,
+    "u": GLib.Variant.new_uint32,
+    "x": GLib.Variant.new_int64,
+}
+
+
+def to_variant(value: Any, signature: str) -> GLib.Variant:
+    """``value`` as a variant of ``signature`` (D-Bus-safe values, see :func:`_plain`)."""
+    plain = _plain(value, signature)
+    constructor = _CONSTRUCTORS.get(signature)
+    return GLib.Variant(signature, plain) if constructor is None else constructor(plain)
+
+
 def session_properties(record: SessionRecord,
                        names: Iterable[str] | None = None) -> dict[str, GLib.Variant]:
     """Return the Session properties ``names`` (default: all) of ``record`` as variants."""
@@ -99,7 +136,7 @@ def session_properties(record: SessionRecord,
     result = {}
     for name in wanted:
         attribute, signature = SESSION_PROPERTIES[name]
-        result[name] = GLib.Variant(signature, _plain(getattr(record, attribute), signature))
+        result[name] = to_variant(getattr(record, attribute), signature)
     return result
 
 
@@ -119,19 +156,50 @@ def _row_fields(record: SessionRecord, path: str) -> tuple[str, ...]:
             _plain(record.app_id, "s"), _plain(record.running_job, "s"))
 
 
+def _row(fields: tuple[str, ...]) -> GLib.Variant:
+    """The ``(sossss)`` row variant of ``fields`` (built with the C constructors)."""
+    string = GLib.Variant.new_string
+    return GLib.Variant.new_tuple(
+        string(fields[0]), GLib.Variant.new_object_path(fields[1]),
+        *(string(field) for field in fields[2:]))
+
+
 def _array_reply(row_type: GLib.VariantType, rows: Sequence[GLib.Variant]) -> GLib.Variant:
-    """``(a<row_type>)`` from prebuilt row variants (assembled in C)."""
-    return GLib.Variant.new_tuple(GLib.Variant.new_array(row_type, list(rows)))
+    """``(a<row_type>)`` from prebuilt row variants (assembled in C), serialized once.
+
+    A variant assembled from children is a tree that GDBus walks again for every
+    reply; the flat, serialized form is copied instead.
+    """
+    tree = GLib.Variant.new_tuple(GLib.Variant.new_array(row_type, list(rows)))
+    return GLib.Variant.new_from_bytes(tree.get_type(), tree.get_data_as_bytes(), True)
+
+
+_VARDICT_ENTRY = GLib.VariantType.new("{sv}")
+_VARDICT = GLib.VariantType.new("a{sv}")
+_INTERFACES_ENTRY = GLib.VariantType.new("{sa{sv}}")
+
+
+def vardict(values: dict[str, GLib.Variant]) -> GLib.Variant:
+    """``a{sv}`` of ready variants, built with the C constructors."""
+    string, boxed = GLib.Variant.new_string, GLib.Variant.new_variant
+    return GLib.Variant.new_array(_VARDICT_ENTRY, [
+        GLib.Variant.new_dict_entry(string(key), boxed(value)) for key, value in values.items()])
+
+
+def interfaces_variant(interface: str, values: dict[str, GLib.Variant]) -> GLib.Variant:
+    """``a{sa{sv}}`` holding one interface's properties."""
+    return GLib.Variant.new_array(_INTERFACES_ENTRY, [GLib.Variant.new_dict_entry(
+        GLib.Variant.new_string(interface), vardict(values))])
 
 
 def job_results_variant(results: Iterable[dict[str, Any]]) -> GLib.Variant:
     """Return the ``(aa{sv})`` reply of GetJobResults."""
     history = [
-        {key: GLib.Variant(signature, _plain(entry[key], signature))
-         for key, signature in JOB_RESULT_TYPES.items() if entry.get(key) is not None}
+        vardict({key: to_variant(entry[key], signature)
+                 for key, signature in JOB_RESULT_TYPES.items() if entry.get(key) is not None})
         for entry in results
     ]
-    return GLib.Variant("(aa{sv})", (history,))
+    return GLib.Variant.new_tuple(GLib.Variant.new_array(_VARDICT, history))
 
 
 @dataclass
@@ -244,7 +312,7 @@ class BusAdapter:
         if order != self._order:
             self._order = order
             self._set_manager_properties({
-                "Sessions": GLib.Variant("ao", [self._sessions[sid].path for sid in order])})
+                "Sessions": GLib.Variant.new_objv([self._sessions[sid].path for sid in order])})
         if list(discarded) != self._discarded:
             self._publish_discarded(list(discarded))
 
@@ -279,12 +347,11 @@ class BusAdapter:
             path, self._session_info,
             lambda *args: self._on_session_call(session_id, *args), None, None)
         fields = _row_fields(record, path)
-        published = _Published(record, path, fields, GLib.Variant("(sossss)", fields),
-                               registration)
+        published = _Published(record, path, fields, _row(fields), registration)
         self._sessions[record.id] = published
         self._emit(names.ROOT_PATH, names.OBJECT_MANAGER_INTERFACE, "InterfacesAdded",
-                   GLib.Variant("(oa{sa{sv}})",
-                                (path, {names.SESSION_INTERFACE: session_properties(record)})))
+                   GLib.Variant.new_tuple(GLib.Variant.new_object_path(path), interfaces_variant(
+                       names.SESSION_INTERFACE, session_properties(record))))
         self._emit_manager_signal("SessionAdded", GLib.Variant("(so)", (record.id, path)))
 
     def _update_session(self, published: _Published, record: SessionRecord) -> bool:
@@ -301,7 +368,7 @@ class BusAdapter:
         if fields == published.row_fields:
             return False
         published.row_fields = fields
-        published.row = GLib.Variant("(sossss)", fields)
+        published.row = _row(fields)
         return True
 
     def _remove_session(self, session_id: str) -> None:
@@ -330,7 +397,8 @@ class BusAdapter:
                                  changed: dict[str, GLib.Variant]) -> None:
         """Emit org.freedesktop.DBus.Properties.PropertiesChanged."""
         self._emit(path, names.PROPERTIES_INTERFACE, "PropertiesChanged",
-                   GLib.Variant("(sa{sv}as)", (interface, changed, [])))
+                   GLib.Variant.new_tuple(GLib.Variant.new_string(interface), vardict(changed),
+                                          GLib.Variant.new_strv([])))
 
     # -- calls ---------------------------------------------------------------
 
@@ -404,7 +472,7 @@ class BusAdapter:
     @staticmethod
     def _get_all(values: dict[str, GLib.Variant], _parameters: GLib.Variant) -> GLib.Variant:
         """Answer Properties.GetAll from ``values``."""
-        return GLib.Variant("(a{sv})", (values,))
+        return GLib.Variant.new_tuple(vardict(values))
 
     def _get_session(self, session_id: str) -> GLib.Variant:
         """Answer GetSession."""
@@ -415,9 +483,12 @@ class BusAdapter:
 
     def _managed_objects(self) -> GLib.Variant:
         """Answer ObjectManager.GetManagedObjects."""
-        return GLib.Variant("(a{oa{sa{sv}}})", ({
-            p.path: {names.SESSION_INTERFACE: session_properties(p.record)}
-            for p in self._sessions.values()},))
+        return GLib.Variant.new_tuple(GLib.Variant.new_array(
+            GLib.VariantType.new("{oa{sa{sv}}}"), [
+                GLib.Variant.new_dict_entry(
+                    GLib.Variant.new_object_path(p.path),
+                    interfaces_variant(names.SESSION_INTERFACE, session_properties(p.record)))
+                for p in self._sessions.values()]))
 
     def _rescan(self, sender: str) -> None:
         """Answer Rescan: root only, checked on the caller's uid."""

@@ -72,7 +72,7 @@ def canonical_text(
     """The exact text PlainBox hashes for a unit."""
     text = _data_text(data, namespace)
     if parameters is not None:
-        text += _DUMPS(dict(sorted(parameters.items())))
+        text += parameters_text(parameters)
     return text
 
 
@@ -98,7 +98,16 @@ class ChecksumPrefix:
 
     def checksum(self, parameters: Mapping[str, Any] | None) -> str:
         """The checksum of a unit with the prefix's data and `parameters`."""
+        return self.checksum_text(None if parameters is None else parameters_text(parameters))
+
+    def checksum_text(self, text: str | None) -> str:
+        """The checksum of a unit with the prefix's data and parameters of canonical `text`."""
         digest = self._hash.copy()
-        if parameters is not None:
-            digest.update(_DUMPS(dict(sorted(parameters.items()))).encode("utf-8"))
+        if text is not None:
+            digest.update(text.encode("utf-8"))
         return digest.hexdigest()
+
+
+def parameters_text(parameters: Mapping[str, Any]) -> str:
+    """The canonical text of a unit's parameters (what follows its data in the hash)."""
+    return _DUMPS(dict(sorted(parameters.items())))

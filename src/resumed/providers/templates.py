@@ -16,7 +16,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from resumed.providers.checksum import ChecksumPrefix, Era, era_info
+from resumed.providers.checksum import ChecksumPrefix, Era, era_info, parameters_text
 from resumed.providers.errors import ProvidersError, ResourceProgramError
 from resumed.providers.render import MissingParam, accessed_default, accessed_names, render
 from resumed.providers.resource import compile_program, parse_imports
@@ -204,9 +204,15 @@ def _variant_maker(template: TemplateUnit, record: Mapping[str, str], index: int
         shape = _shape(template, era)
         return shape.data, shape.parameters(record, index)
 
+    # Eras mostly agree on which record keys are parameters: encode each set once.
+    texts: dict[frozenset[str], str] = {}
+
     def checksum(era: str) -> str:
         shape = _shape(template, era)
-        return shape.hasher.checksum(shape.parameters(record, index))
+        text = texts.get(shape.accessed)
+        if text is None:
+            text = texts[shape.accessed] = parameters_text(shape.parameters(record, index))
+        return shape.hasher.checksum_text(text)
 
     return variant, checksum
 

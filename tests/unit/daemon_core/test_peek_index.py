@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -121,7 +120,7 @@ def test_removed_session_leaves_the_index_after_a_complete_scan(
     index_path = make_config().state_dir / statefile.PEEK_INDEX_FILE
     assert len(json.loads(index_path.read_bytes())["files"]) == 2
     (directory / "session").unlink()
-    os.rmdir(directory / "session-share")
+    (directory / "session-share").rmdir()
     registry.scan()
     files = json.loads(index_path.read_bytes())["files"]
     assert [Path(p).parent.name for p in files] == ["s2.session"]
