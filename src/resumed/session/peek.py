@@ -5,7 +5,7 @@ This is what listing needs; a session whose results are broken still peeks.
 
 from __future__ import annotations
 
-from resumed.session.envelope import DEFAULT_MAX_SESSION_BYTES, unpack_envelope
+from resumed.session.envelope import DEFAULT_MAX_SESSION_BYTES, paused_gc, unpack_envelope
 from resumed.session.errors import IncompatibleSessionError
 from resumed.session.formats import read_metadata, read_version
 from resumed.session.model import SessionMetaData
@@ -25,7 +25,8 @@ class SessionPeekHelper:
 
         Raises only :class:`~resumed.session.errors.SessionResumeError` subclasses.
         """
-        return self.peek_json(unpack_envelope(data, self.max_session_bytes))
+        with paused_gc():
+            return self.peek_json(unpack_envelope(data, self.max_session_bytes))
 
     def peek_json(self, doc: object) -> SessionMetaData:
         """Return the metadata of an already unpacked session document."""

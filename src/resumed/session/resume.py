@@ -27,7 +27,7 @@ from resumed.providers.resource import parse_resource_records
 from resumed.providers.siblings import make_siblings
 from resumed.providers.solver import solve_run_list
 from resumed.providers.units import JobDefinition, TemplateUnit
-from resumed.session.envelope import DEFAULT_MAX_SESSION_BYTES, unpack_envelope
+from resumed.session.envelope import DEFAULT_MAX_SESSION_BYTES, paused_gc, unpack_envelope
 from resumed.session.errors import (
     BrokenReferenceToExternalFile,
     CorruptedSessionError,
@@ -377,7 +377,8 @@ class SessionResumeHelper:
         ``early_cb`` is called with the new session before the bulk work; a
         non-None return value is filled in and returned instead.
         """
-        return self.resume_json(unpack_envelope(data, self.max_session_bytes), early_cb)
+        with paused_gc():
+            return self.resume_json(unpack_envelope(data, self.max_session_bytes), early_cb)
 
     def resume_json(
         self,
@@ -388,13 +389,15 @@ class SessionResumeHelper:
         version = read_version(doc)
         if self.VERSION is not None and version.number != self.VERSION:
             raise IncompatibleSessionError(f"Unsupported version {version.number}")
-        document = read_document(doc, self.location)
-        try:
-            return self._resume(document, early_cb)
-        except (ProvidersError, MissingParam) as exc:
-            raise CorruptedSessionError(f"Cannot rebuild the session's jobs: {exc}") from exc
-        except RecursionError as exc:
-            raise CorruptedSessionError("Session structure is nested too deeply") from exc
+        with paused_gc():
+            document = read_document(doc, self.location)
+            try:
+                return self._resume(document, early_cb)
+            except (ProvidersError, MissingParam) as exc:
+                raise CorruptedSessionError(
+                    f"Cannot rebuild the session's jobs: {exc}") from exc
+            except RecursionError as exc:
+                raise CorruptedSessionError("Session structure is nested too deeply") from exc
 
     def _resume(
         self,

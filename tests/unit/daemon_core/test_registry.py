@@ -247,7 +247,7 @@ def test_nothing_is_settled_when_no_jobs_remain(
 def test_session_of_this_boot_is_not_settled(
     add_session: Callable[..., Path], registry_for: Callable[..., Registry]
 ) -> None:
-    directory = add_session("s1", mtime=None)
+    directory = add_session("s1", mtime=time.time())  # written this boot
     before = (directory / "session").read_bytes()
     registry = registry_for(BootInfo("b", time.time() - 3600))
     resume_all(registry)
@@ -262,7 +262,7 @@ def test_session_seen_under_another_boot_id_is_settled(
     add_session: Callable[..., Path], registry_for: Callable[..., Registry]
 ) -> None:
     """systemd-nspawn: the kernel boot time stays the host's; the boot id changes."""
-    add_session("s1", mtime=None)
+    add_session("s1", mtime=time.time())  # written this boot
     host_boot_time = time.time() - 3600
     first = registry_for(BootInfo("container-boot-1", host_boot_time))
     resume_all(first)
@@ -429,7 +429,7 @@ def test_rescan_of_paths_sees_only_those_sessions(
 def test_session_changed_during_this_boot_is_resumed_again_not_settled(
     add_session: Callable[..., Path], registry_for: Callable[..., Registry]
 ) -> None:
-    directory = add_session("s1", mtime=None)
+    directory = add_session("s1", mtime=time.time())  # written this boot
     registry = registry_for(BootInfo("b", time.time() - 3600))
     resume_all(registry)
     edit(directory, lambda d: d["session"]["metadata"].update(title="renamed"), time.time())
