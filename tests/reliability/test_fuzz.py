@@ -375,8 +375,10 @@ def test_fuzz_damaged_unit_files_never_stop_provider_loading_or_resume(
     rs.count("fuzz cases: damaged provider units")
 
 
-@pytest.mark.xfail(strict=True, reason="findings #5")
-@pytest.mark.parametrize("name", ["\x00", "io-logs/a\x00b.record.gz", "/var/tmp/x\x00.record.gz"])
+@pytest.mark.parametrize(
+    "name",
+    ["\x00", "io-logs/a\x00b.record.gz", "/var/tmp/x\x00.record.gz", "io-logs/\ud800.record.gz"],
+)
 def test_io_log_name_with_a_nul_byte_is_a_typed_error(providers: Any, name: str) -> None:
     """Found by the long fuzz: a NUL in ``io_log_filename`` raised a raw ValueError."""
     location = rs.SAMPLES / "checkbox-1.18.1" / "small-v1.session"

@@ -33,6 +33,8 @@ def relative_parts(filename: str, location: str) -> list[str]:
     Raises :class:`BrokenReferenceToExternalFile` for a relative name that
     escapes the session directory.
     """
+    if "\0" in filename:
+        raise BrokenReferenceToExternalFile(f"io-log name {filename!r} holds a NUL character")
     base = os.path.abspath(location)
     if os.path.isabs(filename):
         path = os.path.normpath(filename)
@@ -71,6 +73,8 @@ def _open_inside(filename: str, location: str | None) -> int:
         raise BrokenReferenceToExternalFile(
             f"Cannot open io-log {filename!r}: {exc.strerror}"
         ) from exc
+    except ValueError as exc:  # a name the file system cannot encode (lone surrogate)
+        raise BrokenReferenceToExternalFile(f"Cannot open io-log {filename!r}: {exc}") from exc
     finally:
         os.close(dir_fd)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
