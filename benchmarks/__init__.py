@@ -1,0 +1,1 @@
+"""Benchmarks of resumed against PlainBox's own code (``make bench``: ``benchmarks.run``)."""

@@ -321,7 +321,8 @@ class Registry:
 
     def _build_record(self, entry: _Entry, settled: str | None) -> SessionRecord:
         meta = entry.meta
-        assert meta is not None and entry.discard is None
+        assert meta is not None
+        assert entry.discard is None
         resumed = entry.resumed if entry.dormant else None
         state = "resumed" if resumed is not None else "pending" if entry.dormant else "complete"
         record = SessionRecord(
@@ -653,7 +654,7 @@ class Registry:
         try:
             with paused_gc():
                 outcome = self._resume_candidate(candidate, config, units, peeked)
-        except Exception as error:  # one bad session never stops the daemon
+        except Exception as error:  # noqa: BLE001 - one bad session never stops the daemon
             _log.exception("internal error while resuming %s", candidate.directory)
             outcome = _Observation(candidate, error=SessionResumeError(f"internal error: {error}"))
         with self._lock:

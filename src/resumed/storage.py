@@ -30,6 +30,7 @@ SESSION_FILE = "session"
 NEXT_FILE = "session.next"
 SHARE_DIR = "session-share"
 BACKUPS_KEPT = 5
+_TEMPORARY_SUFFIX = ".tmp"
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
@@ -205,7 +206,7 @@ def discover(roots: Sequence[Path]) -> tuple[list[Candidate], list[Duplicate]]:
 
 
 def _read_bounded(fd: int, limit: int, what: Path) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     total = 0
     while True:
         chunk = os.read(fd, min(1 << 20, limit + 1 - total))
@@ -400,17 +401,23 @@ def write_backup(
 ) -> Path:
     """Copy ``data`` to ``<state_dir>/backups/<id>/<UTC time><suffix>``, keeping the last ``keep``.
 
-    Raises :class:`SessionWriteError` when the backup cannot be written.
+    The copy is written to a hidden ``.<name>.tmp``, fsynced and renamed to its
+    final name, then the directory is fsynced: a crash never leaves a partial
+    backup under a final name. Temporary files left by an earlier crash are
+    removed first. Raises :class:`SessionWriteError` when the backup cannot be written.
     """
     directory = state_dir / "backups" / session_id
     when = time.time() if now is None else now
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         with _open_dir(directory) as dfd:
+            _remove_stale_temporaries(dfd, directory)
             for attempt in range(1000):
                 name = _utc_name(when, suffix if attempt == 0 else f"-{attempt}{suffix}")
+                if _stamp_of(name, dfd) is not None:
+                    continue
                 try:
-                    fd = os.open(name, _CREATE_FLAGS, 0o600, dir_fd=dfd)
+                    fd = os.open(_temporary_name(name), _CREATE_FLAGS, 0o600, dir_fd=dfd)
                     break
                 except FileExistsError:
                     continue
@@ -419,8 +426,10 @@ def write_backup(
             try:
                 _write_all(fd, data)
                 os.fsync(fd)
+                os.rename(_temporary_name(name), name, src_dir_fd=dfd, dst_dir_fd=dfd)
             except OSError:
-                os.unlink(name, dir_fd=dfd)
+                with contextlib.suppress(OSError):
+                    os.unlink(_temporary_name(name), dir_fd=dfd)
                 raise
             finally:
                 os.close(fd)
@@ -431,7 +440,21 @@ def write_backup(
     return directory / name
 
 
+def _temporary_name(name: str) -> str:
+    """The hidden name a backup is written under before it is renamed to ``name``."""
+    return f".{name}{_TEMPORARY_SUFFIX}"
+
+
+def _remove_stale_temporaries(dir_fd: int, directory: Path) -> None:
+    """Remove the half-written backups a crash left in ``dir_fd`` (written by one worker)."""
+    for name in os.listdir(dir_fd):
+        if name.startswith(".") and name.endswith(_TEMPORARY_SUFFIX):
+            os.unlink(name, dir_fd=dir_fd)
+            _log.info("removed a half-written backup %s/%s", directory, name)
+
+
 def _prune(dir_fd: int, keep: int) -> None:
+    """Remove all but the newest ``keep`` backups; hidden (temporary) files do not count."""
     names = sorted(n for n in os.listdir(dir_fd) if not n.startswith("."))
     for name in names[: max(0, len(names) - keep)]:
         os.unlink(name, dir_fd=dir_fd)

@@ -225,7 +225,7 @@ class DaemonProcess:
         """Start the daemon; its stderr goes to ``log``."""
         self.notify = notify
         self.log = log
-        with open(log, "ab") as stream:
+        with log.open("ab") as stream:
             self.proc = subprocess.Popen(argv, env=env, stdout=stream, stderr=stream)
 
     @property

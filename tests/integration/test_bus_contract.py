@@ -143,7 +143,8 @@ def test_unprivileged_user_can_list_but_not_rescan(
     assert [r[0] for r in rows] == ["git-v11"]
     denied = private_bus.busctl("call", "org.resumed.Resume1", ROOT, MANAGER, "Rescan",
                                 user=unprivileged_user, check=False)
-    assert isinstance(denied, subprocess.CompletedProcess) and denied.returncode != 0
+    assert isinstance(denied, subprocess.CompletedProcess)
+    assert denied.returncode != 0
     assert "denied" in denied.stderr.lower()
     script = ("import sys, types; from resumed.cli.remote import run; sys.exit(run("
               "types.SimpleNamespace(command='rescan', json=False, "

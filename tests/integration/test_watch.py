@@ -20,7 +20,7 @@ def test_new_session_dir_appears_and_deleting_it_removes_it(
     start_daemon()
     wait_state(private_bus)
     log = tmp_path / "monitor.log"
-    with open(log, "w") as stream:
+    with log.open("w") as stream:
         monitor = subprocess.Popen(["gdbus", "monitor", "--address", private_bus.address,
                                     "--dest", "org.resumed.Resume1"], stdout=stream)
     try:

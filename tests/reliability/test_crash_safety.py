@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 import reliability_support as rs
 
 from resumed import settle
@@ -79,10 +78,9 @@ def test_kill_at_random_times_while_settling_several_sessions_loses_nothing(
         rounds.append({"samples": samples, "delay": chooser.uniform(0.0, probe["child_seconds"]),
                        "result_file": chooser.choice(RESULT_FILES)})
     report = run_harness(tmp_path / "random", provider_dir, rounds)
-    # A kill while a backup is being written leaves it half written: findings #3,
-    # pinned by test_kill_while_writing_a_backup_leaves_no_damaged_backup.
-    assert [v for v in report["violations"] if "backup" not in v] == []
-    rs.count("kill left a damaged backup (findings #3)", report["damaged_backups"])
+    # Backups are written under a temporary name and renamed (findings #3, fixed).
+    assert report["violations"] == []
+    assert report["damaged_backups"] == 0
     assert report["kills"] + report["finished"] == RANDOM_KILLS
     assert report["kills"] >= RANDOM_KILLS // 2, report
     rs.count("kills survived: at random times", report["kills"])
@@ -91,7 +89,6 @@ def test_kill_at_random_times_while_settling_several_sessions_loses_nothing(
     rs.count("crash rounds seconds", int(time.monotonic() - start))
 
 
-@pytest.mark.xfail(strict=True, reason="findings #3")
 def test_kill_while_writing_a_backup_leaves_no_damaged_backup(
     tmp_path: Path, provider_dir: Path
 ) -> None:

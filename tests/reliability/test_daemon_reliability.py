@@ -284,7 +284,6 @@ def test_more_directories_than_inotify_watches_falls_back_to_rescans_and_says_so
     assert worst < 2.0
 
 
-@pytest.mark.xfail(strict=True, reason="findings #4")
 def test_inotify_fallback_releases_the_watches_it_could_not_use(
     private_bus: Any, workspace: Any, exhausted_daemon: Any
 ) -> None:

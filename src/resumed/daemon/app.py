@@ -78,8 +78,11 @@ _PRIMARY_OWNER, _ALREADY_OWNER = 1, 4
 
 
 def connect_bus(spec: str) -> Gio.DBusConnection:
-    """Return a connection to ``system``, ``session`` or a D-Bus address (Gio directly:
-    pydbus costs a tenth of a second at start-up and converts every value in Python)."""
+    """Return a connection to ``system``, ``session`` or a D-Bus address.
+
+    Gio directly: pydbus costs a tenth of a second at start-up and converts
+    every value in Python.
+    """
     if spec == "system":
         return Gio.bus_get_sync(Gio.BusType.SYSTEM, None)
     if spec == "session":
@@ -186,15 +189,17 @@ class Daemon:
     def run(self) -> int:
         """Start, run the main loop until SIGTERM, stop; return the exit status."""
         self._log_changes(self.registry.scan(deadline=time.monotonic() + STARTUP_SCAN_SECONDS))
-        scan_incomplete = not self.registry.scan_complete
         self._start_bus()
         self._start_helpers()
         self._set_state("scanning")
         self.notifier.ready(summary(self.registry.list_sessions(), self.registry.list_discarded()))
         logger.info("resumed %s ready on %s", __version__, self._options.bus)
+        # Watching costs a walk of every root: it starts after READY=1, and the
+        # worker's first full scan (only stat() for what was peeked) covers the gap.
+        self._start_watcher()
         self._worker = threading.Thread(target=self._work_loop, name="resume-worker", daemon=True)
         self._worker.start()
-        self._submit(full_scan=scan_incomplete, resume=True)
+        self._submit(full_scan=True, resume=True)
         self._loop.run()
         return self.exit_code
 
@@ -210,21 +215,26 @@ class Daemon:
         self.adapter = BusAdapter(connection, self)
         self.adapter.export()
         self.adapter.set_configuration(self.config.session_roots, self.provider_dirs)
-        self.adapter.publish(self.registry.list_sessions(), self.registry.list_discarded())
+        # Nobody can address the daemon before it owns its name: no per-session signals.
+        self.adapter.publish(self.registry.list_sessions(), self.registry.list_discarded(),
+                             announce=False)
         try:
             request_name(connection, names.BUS_NAME)
             self._owns_name = True
         except (RuntimeError, GLib.Error) as exc:
             raise StartupError(f"Cannot own {names.BUS_NAME}: {exc}") from exc
 
-    def _start_helpers(self) -> None:
-        """Watchers, sleep inhibitor, timers and signal handlers."""
+    def _start_watcher(self) -> None:
+        """Filesystem watches on the session roots and provider directories."""
         self.watcher = Watcher(
             self.config.debounce,
             on_sessions=lambda paths: self._submit(paths=paths),
             on_providers=lambda: self._submit(providers=True),
             on_layout=self._on_layout_changed)
         self._watch()
+
+    def _start_helpers(self) -> None:
+        """Sleep inhibitor, timers and signal handlers."""
         assert self._connection is not None
         self.inhibitor = SleepInhibitor(self._connection, self.persist, self._after_wake)
         self.inhibitor.start()

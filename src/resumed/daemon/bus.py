@@ -288,11 +288,13 @@ class BusAdapter:
     # -- publishing what the registry says ----------------------------------
 
     def publish(self, sessions: Sequence[SessionRecord],
-                discarded: Sequence[DiscardRecord]) -> None:
+                discarded: Sequence[DiscardRecord], announce: bool = True) -> None:
         """Make the exported objects match ``sessions`` and ``discarded`` (newest first).
 
         Emits SessionRemoved/InterfacesRemoved, SessionAdded/InterfacesAdded,
-        PropertiesChanged and SessionDiscarded for what differs from before.
+        PropertiesChanged and SessionDiscarded for what differs from before
+        (``announce=False``: no SessionAdded/InterfacesAdded, for the objects
+        exported before the bus name is taken).
         """
         wanted = {record.id: record for record in sessions}
         rows_changed = False
@@ -302,7 +304,7 @@ class BusAdapter:
         for record in sessions:
             published = self._sessions.get(record.id)
             if published is None:
-                self._add_session(record)
+                self._add_session(record, announce)
                 rows_changed = True
             elif published.record is not record:
                 rows_changed |= self._update_session(published, record)
@@ -339,8 +341,8 @@ class BusAdapter:
                 _ROW_TYPE, [self._sessions[sid].row for sid in self._order])
         return self._list_sessions_reply
 
-    def _add_session(self, record: SessionRecord) -> None:
-        """Export a new session object and announce it."""
+    def _add_session(self, record: SessionRecord, announce: bool = True) -> None:
+        """Export a new session object and (``announce``) announce it."""
         path = names.session_object_path(record.id)
         session_id = record.id
         registration = self._connection.register_object(
@@ -349,6 +351,8 @@ class BusAdapter:
         fields = _row_fields(record, path)
         published = _Published(record, path, fields, _row(fields), registration)
         self._sessions[record.id] = published
+        if not announce:
+            return
         self._emit(names.ROOT_PATH, names.OBJECT_MANAGER_INTERFACE, "InterfacesAdded",
                    GLib.Variant.new_tuple(GLib.Variant.new_object_path(path), interfaces_variant(
                        names.SESSION_INTERFACE, session_properties(record))))
@@ -407,7 +411,7 @@ class BusAdapter:
         """Run ``handler`` and answer ``invocation`` with its value or a mapped error."""
         try:
             reply = handler()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - mapped; unknown ones become Internal
             name, message = dbus_error_for(exc, method)
             invocation.return_dbus_error(name, message)
             return
@@ -500,4 +504,3 @@ class BusAdapter:
         if uid != ROOT_UID:
             raise AccessDeniedError("Only root may rescan")
         self._backend.request_rescan()
-        return None

@@ -6,11 +6,13 @@ per session). Events are reduced to the session directories (or provider
 directories) they touch, handed to the GLib main loop and debounced there;
 events can be lost, so the daemon also rescans periodically. When inotify
 runs out of instances or watches the daemon says so once and relies on that
-periodic rescan.
+periodic rescan; the inotify instance of the failed watch is closed, so the
+watches it had already added are given back to the system.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -20,11 +22,45 @@ from pathlib import Path
 from gi.repository import GLib
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import ObservedWatch
 
 logger = logging.getLogger(__name__)
 
 #: errno values meaning "inotify is exhausted" (instances, watches, or fds).
 _EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOSPC, errno.ENOMEM}
+
+_INOTIFY_LINK = "anon_inode:inotify"
+
+
+def _inotify_fds() -> set[int]:
+    """The file descriptors of this process that are inotify instances."""
+    found = set()
+    for link in Path("/proc/self/fd").iterdir():
+        try:
+            if str(link.readlink()) == _INOTIFY_LINK:
+                found.add(int(link.name))
+        except OSError:
+            continue
+    return found
+
+
+def _release_failed_watch(
+    observer: Observer, handler: _Handler, path: Path, recursive: bool, before: set[int]
+) -> None:
+    """Undo what a failed ``observer.schedule`` left behind.
+
+    watchdog 2.2.1 raises out of its recursive watch setup after ``inotify_init``
+    without closing that instance, so every watch it added stays held (for root:
+    every watch of the system). The instances that appeared since ``before`` were
+    opened by this schedule (only the main loop schedules, and watchdog's threads
+    open none) and are closed; the handler it registered is dropped.
+    """
+    leaked = _inotify_fds() - before
+    for fd in leaked:
+        os.close(fd)
+    with contextlib.suppress(KeyError):
+        observer.remove_handler_for_watch(handler, ObservedWatch(str(path), recursive))
+    logger.debug("closed %d inotify instance(s) left by the failed watch of %s", len(leaked), path)
 
 
 def nearest_existing_parent(path: Path) -> Path:
@@ -35,6 +71,20 @@ def nearest_existing_parent(path: Path) -> Path:
             return candidate
         candidate = candidate.parent
     return candidate
+
+
+def _is_under(path: Path, directory: Path) -> bool:
+    """Whether ``directory`` is one of ``path.parents``, without building them.
+
+    Events come by the thousand when a session with many io-logs is copied in.
+    """
+    if not (path.is_absolute() and directory.is_absolute()):
+        return directory in path.parents
+    prefix = str(directory)
+    if not prefix.endswith("/"):
+        prefix += "/"
+    text = str(path)
+    return text != prefix and text.startswith(prefix)
 
 
 def session_dir_for(root: Path, changed: str) -> Path | None:
@@ -48,7 +98,7 @@ def session_dir_for(root: Path, changed: str) -> Path | None:
     return root / relative.parts[0]
 
 
-class _Handler(FileSystemEventHandler):  # type: ignore[misc]
+class _Handler(FileSystemEventHandler):
     """Forwards every event's paths to a callback (called from watchdog's thread)."""
 
     def __init__(self, callback: Callable[[list[str]], None]) -> None:
@@ -119,10 +169,16 @@ class Watcher:
                 break
 
     def _schedule(self, observer: Observer, path: Path, recursive: bool) -> bool:
-        """Schedule one watch; return False (said once) when inotify is exhausted."""
+        """Schedule one watch; return False (said once) when inotify is exhausted.
+
+        A failed watch gives back the inotify instance and watches it had taken.
+        """
+        handler = _Handler(self._from_thread)
+        before = _inotify_fds()
         try:
-            observer.schedule(_Handler(self._from_thread), str(path), recursive=recursive)
+            observer.schedule(handler, str(path), recursive=recursive)
         except OSError as exc:
+            _release_failed_watch(observer, handler, path, recursive, before)
             if exc.errno in _EXHAUSTED:
                 if not self.exhausted:
                     self.exhausted = True
@@ -150,7 +206,8 @@ class Watcher:
 
     def _collect(self, paths: Iterable[str]) -> bool:
         """Sort changed paths into sessions, providers and layout; (re)arm the debounce."""
-        if not any([self._classify(changed) for changed in paths]):
+        # A list, not a generator: every path is classified, not just up to the first hit.
+        if not any([self._classify(changed) for changed in paths]):  # noqa: C419
             return False
         if self._timer is not None:
             GLib.source_remove(self._timer)
@@ -165,7 +222,7 @@ class Watcher:
             if missing.is_dir() or missing == path or path in missing.parents:
                 self._pending_layout = relevant = True
         for directory in self._provider_dirs:
-            if path == directory or directory in path.parents:
+            if path == directory or _is_under(path, directory):
                 self._pending_providers = relevant = True
         for root in self._roots:
             session_dir = session_dir_for(root, changed)

@@ -35,11 +35,11 @@ class ResourceSyntaxError(ResourceProgramError):
     """A resource expression is not valid Python syntax."""
 
 
-class CodeNotAllowed(ResourceProgramError):
+class CodeNotAllowed(ResourceProgramError):  # noqa: N818 - PlainBox's name
     """A resource expression uses a construct outside PlainBox's whitelist."""
 
 
-class NoResourcesReferenced(ResourceProgramError):
+class NoResourcesReferenced(ResourceProgramError):  # noqa: N818 - PlainBox's name
     """A resource expression names no resource."""
 
 

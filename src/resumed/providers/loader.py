@@ -43,8 +43,10 @@ Warn = Callable[[str], None]
 
 
 def is_builtin_namespace(namespace: str) -> bool:
-    """True for Checkbox's built-in provider namespace (`com.canonical.plainbox`), whose
-    units (`manifest`, `collect-manifest`, …) we do not ship."""
+    """True for Checkbox's built-in provider namespace (`com.canonical.plainbox`).
+
+    Its units (`manifest`, `collect-manifest`, …) are not shipped.
+    """
     return namespace == BUILTIN_NAMESPACE
 
 
@@ -177,7 +179,7 @@ def _directory(key: str, value: str | None) -> Path | None:
     return Path(value)
 
 
-def _validate(path: Path, values: dict[str, str | None]) -> Provider:
+def _validate(path: Path, values: Mapping[str, str | None]) -> Provider:
     relocatable = False
     if values.get("relocatable") is not None:
         flag = str(values["relocatable"]).lower()
@@ -221,7 +223,11 @@ def _validate(path: Path, values: dict[str, str | None]) -> Provider:
         location=location,
         description=values.get("description"),
         gettext_domain=gettext_domain,
-        **dirs,
+        units_dir=dirs["units_dir"],
+        jobs_dir=dirs["jobs_dir"],
+        data_dir=dirs["data_dir"],
+        bin_dir=dirs["bin_dir"],
+        locale_dir=dirs["locale_dir"],
     )
 
 

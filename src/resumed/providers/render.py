@@ -84,7 +84,8 @@ def accessed_names(value: Any, engine: str, legacy: bool) -> frozenset[str]:
 
 @functools.lru_cache(maxsize=8192)
 def _jinja_template(value: str) -> jinja2.Template:
-    return _jinja().from_string(value)
+    template: jinja2.Template = _jinja().from_string(value)
+    return template
 
 
 def render_default(value: str, parameters: Mapping[str, Any]) -> str:
@@ -99,8 +100,12 @@ def render_default(value: str, parameters: Mapping[str, Any]) -> str:
         return value.format_map(parameters)
     except KeyError as exc:
         raise MissingParam(str(exc.args[0]) if exc.args else "") from exc
-    except Exception:  # noqa: BLE001 - redone below for PlainBox's exact error
-        pass
+    except Exception:  # noqa: BLE001 - redone by Formatter for PlainBox's exact error
+        return _render_formatter(value, parameters)
+
+
+def _render_formatter(value: str, parameters: Mapping[str, Any]) -> str:
+    """`render_default` the way PlainBox does it, with `string.Formatter`."""
     try:
         return _FORMATTER.vformat(value, (), parameters)
     except KeyError as exc:

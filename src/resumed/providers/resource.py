@@ -12,7 +12,7 @@ import functools
 import itertools
 import logging
 import operator
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +43,7 @@ def parse_resource_records(stdout: bytes | Iterable[bytes]) -> list[dict[str, st
     records: list[dict[str, str]] = []
     try:
         for record in iter_records(lines, "<resource output>"):
-            records.append(record.data)
+            records.append(record.data)  # noqa: PERF401 - keeps those read before an error
     except UnitParseError as exc:
         log.warning("local script returned invalid RFC822 data: %s", exc)
     return records
@@ -217,11 +217,11 @@ def _part_names(node: ast.expr) -> list[str]:
 def _truth(node: ast.expr, env: Mapping[str, Record]) -> bool:
     try:
         return bool(_eval(node, env))
-    except Exception:  # PlainBox counts any exception as false
+    except Exception:  # noqa: BLE001 - PlainBox counts any exception as false
         return False
 
 
-_COMPARE = {
+_COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
     ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
     ast.Gt: operator.gt, ast.GtE: operator.ge, ast.Is: operator.is_, ast.IsNot: operator.is_not,
     ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
@@ -252,12 +252,12 @@ def _eval(node: ast.expr, env: Mapping[str, Record]) -> Any:
         return True
     if isinstance(node, ast.BoolOp):
         is_and = isinstance(node.op, ast.And)
-        value: Any = None
+        last: Any = None
         for item in node.values:
-            value = _eval(item, env)
-            if bool(value) != is_and:
-                return value
-        return value
+            last = _eval(item, env)
+            if bool(last) != is_and:
+                return last
+        return last
     if isinstance(node, ast.List | ast.Tuple):
         items = [_eval(item, env) for item in node.elts]
         return items if isinstance(node, ast.List) else tuple(items)

@@ -12,19 +12,27 @@ the pulled graph; only an ordering cycle causes another round.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from resumed.providers.units import JobDefinition
 
 _GRAY, _GOOD, _BAD = 1, 2, 3
 
+# A node of the ordering graph: a job id, or ("group", name) for a whole group.
+_Node = str | tuple[str, str]
+_N = TypeVar("_N", bound=Hashable)
+
 
 @dataclass(frozen=True, slots=True)
 class DependencyProblem:
-    """One problem met while solving: `kind` is `unknown` (a desired id no job has),
-    `missing`, `cycle`, `dropped-dependency`, `order-cycle` or `missing-before`
-    (logged only; nothing is dropped)."""
+    """One problem met while solving.
+
+    `kind` is `unknown` (a desired id no job has), `missing`, `cycle`,
+    `dropped-dependency`, `order-cycle` or `missing-before` (logged only;
+    nothing is dropped).
+    """
 
     job_id: str
     kind: str
@@ -140,17 +148,19 @@ def _pull(
     return pulled, problems, dropped
 
 
-def _post_order(root: str, successors: object, done: set[str]) -> list[str]:
+def _post_order(
+    root: str, successors: Callable[[str], Iterable[str]], done: set[str]
+) -> list[str]:
     """Post-order of an acyclic walk from `root`, skipping (and filling) `done`."""
     out: list[str] = []
     done.add(root)
-    stack = [(root, iter(successors(root)))]  # type: ignore[operator]
+    stack = [(root, iter(successors(root)))]
     while stack:
         node, it = stack[-1]
         for nxt in it:
             if nxt not in done:
                 done.add(nxt)
-                stack.append((nxt, iter(successors(nxt))))  # type: ignore[operator]
+                stack.append((nxt, iter(successors(nxt))))
                 break
         else:
             stack.pop()
@@ -187,16 +197,16 @@ def _order(
     if not groups and not before_refs:
         return pulled, problems, None  # the pull order already satisfies every relation
 
-    def key(job_id: str) -> Hashable:
+    def key(job_id: str) -> _Node:
         group = jobs[job_id].group
         return ("group", group) if group is not None else job_id
 
-    def outer_deps(node: Hashable) -> list[Hashable]:
+    def outer_deps(node: _Node) -> list[_Node]:
         if isinstance(node, tuple):
             inner = groups[node[1]]
             found = (key(d) for m in inner for d in deps(m))
             return list(dict.fromkeys(k for k in found if k != node))
-        return list(dict.fromkeys(key(d) for d in deps(node)))  # type: ignore[arg-type]
+        return list(dict.fromkeys(key(d) for d in deps(node)))
 
     outer = list(dict.fromkeys(key(job_id) for job_id in pulled))
     ordered_outer, cycle = _ordered(outer, outer_deps)
@@ -207,41 +217,44 @@ def _order(
     result: list[str] = []
     for node in ordered_outer:
         if not isinstance(node, tuple):
-            result.append(node)  # type: ignore[arg-type]
+            result.append(node)
             continue
         inner = groups[node[1]]
         inside = set(inner)
-        ordered_inner, cycle = _ordered(inner, lambda m: [d for d in deps(m) if d in inside])
-        if cycle is not None:
-            return [], problems, _cycle_problem(cycle[0], cycle)  # type: ignore[arg-type]
-        result.extend(ordered_inner)  # type: ignore[arg-type]
+        # The lambda is called only within this iteration, with this `inside`.
+        ordered_inner, inner_cycle = _ordered(
+            inner, lambda m: [d for d in deps(m) if d in inside]  # noqa: B023
+        )
+        if inner_cycle is not None:
+            return [], problems, _cycle_problem(inner_cycle[0], inner_cycle)
+        result.extend(ordered_inner)
     return result, problems, None
 
 
-def _cycle_problem(affected: str, cycle: list[Hashable]) -> DependencyProblem:
+def _cycle_problem(affected: str, cycle: Sequence[_Node]) -> DependencyProblem:
     names = [f"group {n[1]}" if isinstance(n, tuple) else str(n) for n in cycle]
     return DependencyProblem(
         affected, "order-cycle", "dependency cycle detected: " + " -> ".join(names))
 
 
 def _ordered(
-    nodes: Sequence[Hashable], successors: object
-) -> tuple[list[Hashable], list[Hashable] | None]:
+    nodes: Sequence[_N], successors: Callable[[_N], Iterable[_N]]
+) -> tuple[list[_N], list[_N] | None]:
     """DFS post-order over `nodes` in order; on a cycle, return its trail instead."""
-    state: dict[Hashable, int] = {}
-    out: list[Hashable] = []
+    state: dict[_N, int] = {}
+    out: list[_N] = []
     for root in nodes:
         if root in state:
             continue
         state[root] = _GRAY
-        stack = [(root, iter(successors(root)))]  # type: ignore[operator]
+        stack = [(root, iter(successors(root)))]
         while stack:
             node, it = stack[-1]
             for nxt in it:
                 seen = state.get(nxt)
                 if seen is None:
                     state[nxt] = _GRAY
-                    stack.append((nxt, iter(successors(nxt))))  # type: ignore[operator]
+                    stack.append((nxt, iter(successors(nxt))))
                     break
                 if seen == _GRAY:
                     trail = [n for n, _ in stack]

@@ -194,7 +194,7 @@ class JobDefinition(Unit):
 
     @functools.cached_property
     def flags(self) -> frozenset[str]:
-        """The flag set (`re.split(r"[\\s,]+")` of a string, or a YAML list)."""
+        r"""The flag set (`re.split(r"[\s,]+")` of a string, or a YAML list)."""
         value = self.field("flags")
         if value is None:
             return frozenset()
@@ -246,9 +246,11 @@ class JobDefinition(Unit):
 
     @functools.cached_property
     def before_ids(self) -> tuple[str, ...]:
-        """Qualified ids named by `before`, plus (current Checkbox) the suspend jobs the
-        job's after-suspend siblings need and the job itself does not depend on or
-        come after."""
+        """Qualified ids named by `before`, plus (current Checkbox) some suspend jobs.
+
+        Those are the suspend jobs the job's after-suspend siblings need and the
+        job itself does not depend on or come after.
+        """
         ids = list(self._ids("before"))
         pulled = set(self.depends_ids) | set(self.after_ids)
         for flag, suspend in (("also-after-suspend", SUSPEND_AUTO_ID),
@@ -269,8 +271,10 @@ class JobDefinition(Unit):
 
     @functools.cached_property
     def pull_edges(self) -> tuple[tuple[str, str], ...]:
-        """`(id, relation)` for every job this one pulls into the run list: `depends`,
-        then `after`, then `resource` (from `requires`), in field order."""
+        """`(id, relation)` for every job this one pulls into the run list.
+
+        `depends`, then `after`, then `resource` (from `requires`), in field order.
+        """
         edges = [(d, "depends") for d in self.depends_ids]
         edges += [(d, "after") for d in self.after_ids]
         edges += [(d, "resource") for d in self.resource_ids]
@@ -288,8 +292,10 @@ class JobDefinition(Unit):
 
     @property
     def requires_error(self) -> str | None:
-        """Why `requires`/`imports` cannot be compiled, or None. PlainBox's readiness
-        pass raises on such a job whenever it is on the run list."""
+        """Why `requires`/`imports` cannot be compiled, or None.
+
+        PlainBox's readiness pass raises on such a job whenever it is on the run list.
+        """
         return self._requires[1]
 
 
@@ -357,7 +363,7 @@ class TemplateUnit(Unit):
 def parse_duration(value: Any) -> float | int | None:
     """PlainBox's `estimated_duration`: numbers as is, `1h 2m 3s` style, else float, else None."""
     if value is None or isinstance(value, int | float) and not isinstance(value, bool):
-        return value  # type: ignore[no-any-return]
+        return value
     text = str(value)
     match = _DURATION.match(text)
     if match:
