@@ -89,6 +89,14 @@ def _is_under(path: Path, directory: Path) -> bool:
 
 def session_dir_for(root: Path, changed: str) -> Path | None:
     """Return the ``<root>/<entry>`` directory that ``changed`` lies in, or None."""
+    prefix = str(root)
+    if prefix.startswith("/") and changed.startswith("/") and "//" not in changed:
+        # The common case, as strings (events come by the thousand).
+        prefix = prefix if prefix.endswith("/") else prefix + "/"
+        if not changed.startswith(prefix):
+            return None
+        entry = changed[len(prefix):].split("/", 1)[0]
+        return root / entry if entry not in ("", ".") else None
     try:
         relative = Path(changed).relative_to(root)
     except ValueError:
