@@ -16,6 +16,7 @@ import contextlib
 import errno
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -90,7 +91,8 @@ def _is_under(path: Path, directory: Path) -> bool:
 def session_dir_for(root: Path, changed: str) -> Path | None:
     """Return the ``<root>/<entry>`` directory that ``changed`` lies in, or None."""
     prefix = str(root)
-    if prefix.startswith("/") and changed.startswith("/") and "//" not in changed:
+    if (prefix.startswith("/") and changed.startswith("/") and "//" not in changed
+            and "/." not in changed):
         # The common case, as strings (events come by the thousand).
         prefix = prefix if prefix.endswith("/") else prefix + "/"
         if not changed.startswith(prefix):
@@ -152,6 +154,8 @@ class Watcher:
         self._pending_providers = False
         self._pending_layout = False
         self._timer: int | None = None
+        self._inbox: list[str] = []
+        self._inbox_lock = threading.Lock()
         self.exhausted = False
 
     def watch(self, roots: Sequence[Path], provider_dirs: Sequence[Path]) -> None:
@@ -207,10 +211,27 @@ class Watcher:
             self._timer = None
         self._pending_sessions.clear()
         self._pending_providers = self._pending_layout = False
+        with self._inbox_lock:
+            self._inbox.clear()
 
     def _from_thread(self, paths: list[str]) -> None:
-        """Hand ``paths`` from watchdog's thread to the main loop."""
-        GLib.idle_add(self._collect, paths)
+        """Queue ``paths`` from watchdog's thread for the main loop.
+
+        Copying a session in makes thousands of events: they are queued and
+        one main-loop callback takes them all (each path once), so bus calls
+        are not kept waiting behind a callback per event.
+        """
+        with self._inbox_lock:
+            first = not self._inbox
+            self._inbox.extend(paths)
+        if first:
+            GLib.idle_add(self._drain)
+
+    def _drain(self) -> bool:
+        """Main loop: sort every queued path (see :meth:`_collect`)."""
+        with self._inbox_lock:
+            paths, self._inbox = self._inbox, []
+        return self._collect(dict.fromkeys(paths))
 
     def _collect(self, paths: Iterable[str]) -> bool:
         """Sort changed paths into sessions, providers and layout; (re)arm the debounce."""
