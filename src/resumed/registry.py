@@ -10,13 +10,11 @@ write. Every value in a record is D-Bus-safe already (:mod:`resumed.values`).
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from resumed import settle, storage, values
 from resumed.bootinfo import BootInfo
 from resumed.config import Config
-from resumed.session.envelope import unpack_envelope
+from resumed.session.envelope import paused_gc, unpack_envelope
 from resumed.session.errors import SessionResumeError
 from resumed.session.model import SessionMetaData, SessionState
 from resumed.session.peek import SessionPeekHelper
@@ -40,34 +38,6 @@ DORMANT_FLAGS = frozenset({"incomplete", "setting_up"})
 
 #: One ``GetJobResults`` entry, compact: the arguments of :func:`values.job_result_dict`.
 CompactResult = tuple[object, object, object, object, object]
-
-_gc_lock = threading.Lock()
-_gc_pauses = 0
-_gc_was_enabled = False
-
-
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector (nestable, any thread).
-
-    Peek and resume build large acyclic structures; with the collector on,
-    every full collection walks the whole growing heap, which makes a big
-    resume several times slower and holds the interpreter for long stretches
-    (bus calls wait). Reference counting still frees everything.
-    """
-    global _gc_pauses, _gc_was_enabled
-    with _gc_lock:
-        if _gc_pauses == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_pauses += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_pauses -= 1
-            if _gc_pauses == 0 and _gc_was_enabled:
-                gc.enable()
 
 #: ``resume(job_list, location, max_session_bytes, data) -> SessionState``.
 ResumeFunction = Callable[[list[Any], Path, int, bytes], SessionState]
