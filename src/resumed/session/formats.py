@@ -227,11 +227,27 @@ def read_records(raws: list[Any]) -> tuple[IOLogRecord, ...]:
     return tuple(records)
 
 
+#: Marks a missing key in :func:`read_result`'s fast path.
+_ABSENT = object()
+
+
 def read_result(raw: Any, location: str | None) -> JobResult:
     """Validate one stored result and build a memory or disk result.
 
     A relative ``io_log_filename`` is joined with ``location`` when given.
     """
+    if type(raw) is dict and "io_log" in raw and "io_log_filename" not in raw:
+        # The usual shape, checked in one go; anything else takes the checks below.
+        outcome = raw.get("outcome", _ABSENT)
+        comments = raw.get("comments", _ABSENT)
+        return_code = raw.get("return_code", _ABSENT)
+        duration = raw.get("execution_duration", _ABSENT)
+        records = raw["io_log"]
+        if ((outcome is None or (type(outcome) is str and outcome in OUTCOMES))
+                and (comments is None or type(comments) is str)
+                and (return_code is None or type(return_code) is int)
+                and (duration is None or type(duration) is float) and type(records) is list):
+            return MemoryJobResult(outcome, comments, return_code, duration, read_records(records))
     if not isinstance(raw, dict):
         raise CorruptedSessionError(f"Value of result is of incorrect type {type(raw).__name__}")
     outcome = _validate(raw, "outcome", str, True)

@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import stat
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from resumed.session.envelope import iter_gunzip
 from resumed.session.errors import BrokenReferenceToExternalFile, CorruptedSessionError
@@ -131,10 +133,62 @@ def iter_io_log(filename: str, location: str | None, max_bytes: int) -> Iterator
     )
 
 
-def _records(filename: str, chunks: Iterator[bytes]) -> Iterator[IOLogRecord]:
+#: A line holding one record of the usual shape and nothing that could join it
+#: to another line (no nesting, quotes or brackets inside the strings).
+_PLAIN_LINE = re.compile(
+    rb'\s*\[\s*-?[0-9][0-9.eE+-]*\s*,\s*"std(?:out|err)"\s*,\s*"[A-Za-z0-9+/=]*"\s*\]\s*'
+)
+
+#: Lines parsed by one ``json.loads`` call (bounds the memory of a batch).
+_BATCH_LINES = 1024
+
+
+def _batches(chunks: Iterator[bytes]) -> Iterator[list[bytes]]:
+    """The non-blank lines of the io-log, in lists of up to ``_BATCH_LINES``.
+
+    When reading fails, the lines read before are handed out first, so their
+    records (and errors) come before the read error, as line by line.
+    """
+    batch: list[bytes] = []
     try:
         for line in _lines(chunks):
             if line.strip():
-                yield read_record(json.loads(line))
+                batch.append(line)
+                if len(batch) == _BATCH_LINES:
+                    yield batch
+                    batch = []
+    except Exception:
+        if batch:
+            yield batch
+        raise
+    if batch:
+        yield batch
+
+
+def _parse_batch(lines: list[bytes]) -> Iterable[Any]:
+    """``json.loads`` of each line, in one call when every line is plain.
+
+    A plain line is one self-contained JSON value, so parsing the lines joined
+    as one array gives the same values; otherwise (or when that fails) each line
+    is parsed on its own, lazily, so errors and their order are exactly those
+    of the per-line parse.
+    """
+    plain = _PLAIN_LINE.fullmatch
+    if all(plain(line) for line in lines):
+        try:
+            values = json.loads(b"[" + b",".join(lines) + b"]")
+        except ValueError:
+            pass
+        else:
+            if isinstance(values, list) and len(values) == len(lines):
+                return values
+    return (json.loads(line) for line in lines)
+
+
+def _records(filename: str, chunks: Iterator[bytes]) -> Iterator[IOLogRecord]:
+    try:
+        for batch in _batches(chunks):
+            for raw in _parse_batch(batch):
+                yield read_record(raw)
     except (ValueError, RecursionError) as exc:
         raise CorruptedSessionError(f"Cannot interpret io-log {filename!r}") from exc
