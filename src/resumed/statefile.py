@@ -128,23 +128,7 @@ class StateStore:
             "settled": self._settled,
             "writing": self._writing,
         }
-        data = json.dumps(doc, sort_keys=True, indent=1).encode("utf-8")
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-        tmp = self.path.with_name(f".{STATE_FILE}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        dfd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        _replace_file(self.path, json.dumps(doc, sort_keys=True, indent=1), durable=True)
         self._dirty = False
 
 
@@ -259,15 +243,32 @@ class PeekIndex:
         if not self._dirty:
             return
         doc = {"version": _PEEK_INDEX_VERSION, "files": self._raw}
-        data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-        tmp = self.path.with_name(f".{PEEK_INDEX_FILE}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
+        _replace_file(self.path, json.dumps(doc, sort_keys=True, separators=(",", ":")),
+                      durable=False)
         self._dirty = False
+
+
+def _replace_file(path: Path, text: str, durable: bool) -> None:
+    """Replace ``path`` with ``text`` through a hidden temporary file and a rename.
+
+    ``durable`` also fsyncs the file and its directory (the state file must
+    survive a crash; the peek index is a cache). Raises ``OSError``.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    try:
+        view = memoryview(text.encode("utf-8"))
+        while view:
+            view = view[os.write(fd, view) :]
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    if durable:
+        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
