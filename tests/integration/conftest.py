@@ -13,6 +13,7 @@ Helpers live here (as fixtures and classes) because the suite runs with
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gzip
 import json
@@ -82,6 +83,35 @@ BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Config
 """
 
 
+_readable_copy: list[Path] = []
+
+
+def _as_other_user(command: list[str]) -> tuple[list[str], str]:
+    """``command`` and a PYTHONPATH that another user can run from this checkout.
+
+    The checkout (and its ``.venv``) may sit in a directory only root can enter,
+    such as a ``mktemp -d`` clone, so the project's code is copied once to a
+    world-readable directory and run with Debian's python3 (which has the same
+    system packages as the venv).
+    """
+    if not _readable_copy:
+        base = Path(tempfile.mkdtemp(prefix="resumed-code-"))
+        base.chmod(0o755)
+        atexit.register(shutil.rmtree, base, True)
+        shutil.copytree(REPO / "src" / "resumed", base / "resumed",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        for path in [base, *base.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        _readable_copy.append(base)
+    if command and command[0] == sys.executable:
+        command = ["/usr/bin/python3", *command[1:]]
+    elif command and command[0] == resumectl_executable():
+        command = ["/usr/bin/python3", "-c",
+                   "import sys; from resumed.cli.main import main; sys.exit(main())",
+                   *command[1:]]
+    return command, str(_readable_copy[0])
+
+
 class PrivateBus:
     """A running private ``dbus-daemon`` and command-line clients for it."""
 
@@ -110,10 +140,12 @@ class PrivateBus:
             check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a client (as ``user`` through runuser when given)."""
         command = list(argv)
+        env = self.env()
         if user is not None:
+            command, env["PYTHONPATH"] = _as_other_user(command)
             command = ["runuser", "-u", user, "--", *command]
         return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT,
-                              check=check, env=self.env())
+                              check=check, env=env)
 
     def busctl(self, *args: str, user: str | None = None, check: bool = True) -> Any:
         """``busctl --json=short`` on this bus; the parsed reply."""
