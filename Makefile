@@ -7,7 +7,7 @@ VENV := .venv
 # Debian packages the daemon and the test suite run on.
 APT_PACKAGES := python3 python3-venv python3-pip python3-gi python3-pydbus \
 	python3-sdnotify python3-watchdog python3-jinja2 python3-yaml \
-	python3-dbusmock python3-hatchling dbus libglib2.0-bin systemd
+	python3-dbus python3-dbusmock python3-hatchling dbus libglib2.0-bin systemd
 # Extra packages for building the .deb and the boot test in systemd-nspawn.
 APT_PACKAGES_SYSTEM := dpkg-dev debhelper dh-python pybuild-plugin-pyproject \
 	python3-hatchling lintian systemd-container mmdebstrap man-db \

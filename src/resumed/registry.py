@@ -10,6 +10,7 @@ write. Every value in a record is D-Bus-safe already (:mod:`resumed.values`).
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import threading
@@ -25,7 +26,7 @@ from resumed.config import Config
 from resumed.session.envelope import paused_gc, unpack_envelope
 from resumed.session.errors import SessionResumeError
 from resumed.session.model import SessionMetaData, SessionState
-from resumed.session.peek import SessionPeekHelper
+from resumed.session.peek import SessionPeekHelper, quick_peek
 from resumed.session.resume import SessionResumeHelper
 from resumed.statefile import PeekIndex, StateStore
 
@@ -147,12 +148,16 @@ class _Entry:
     resumed: _Resumed | None = None
     settle_error: str = ""
     needs_resume: bool = False
+    #: Whether ``meta`` came from the start-up :func:`quick_peek`: the next scan peeks fully.
+    provisional: bool = False
     settle_retry: bool = False
     #: Whether the discard came from a full resume (so new providers may fix it).
     resume_failed: bool = False
     generation: int = 0
     #: The published record, built once: (settled outcome it was built with, record).
     cached: tuple[str | None, SessionRecord] | None = None
+    #: The registry's settle count when ``cached`` was last checked (see ``Registry._record``).
+    cached_settles: int = -1
 
     @property
     def dormant(self) -> bool:
@@ -169,6 +174,8 @@ class _Observation:
     meta: SessionMetaData | None = None
     error: storage.StorageError | SessionResumeError | None = None
     unchanged: bool = False
+    #: Whether ``meta`` came from :func:`quick_peek` (to be confirmed by a full peek).
+    provisional: bool = False
 
 
 @dataclass
@@ -248,8 +255,10 @@ class Registry:
         self._state = StateStore(config.state_dir)
         self._peeks = PeekIndex(config.state_dir)
         self._entries: dict[str, _Entry] = {}
-        self._duplicates: dict[str, DiscardRecord] = {}
+        self._duplicates: dict[str, tuple[storage.Candidate, DiscardRecord]] = {}
         self._scan_complete = False
+        #: Settles recorded so far: a cached record is checked again only after one.
+        self._settles = 0
 
     # -- configuration ------------------------------------------------------
 
@@ -283,10 +292,17 @@ class Registry:
     # -- queries ------------------------------------------------------------
 
     def _record(self, entry: _Entry) -> SessionRecord:
-        """The published record of ``entry`` (built once; treat it as read-only)."""
+        """The published record of ``entry`` (built once; treat it as read-only).
+
+        Its settled outcome only changes when a settle is recorded, so listing
+        100,000 sessions does not look each one up in the state store again.
+        """
+        if entry.cached is not None and entry.cached_settles == self._settles:
+            return entry.cached[1]
         settled = self._settled_outcome(entry)
         if entry.cached is None or entry.cached[0] != settled:
             entry.cached = (settled, self._build_record(entry, settled))
+        entry.cached_settles = self._settles
         return entry.cached[1]
 
     def _build_record(self, entry: _Entry, settled: str | None) -> SessionRecord:
@@ -347,7 +363,8 @@ class Registry:
         """The discard list: failed sessions, then duplicate ids."""
         with self._lock:
             failed = [e.discard for e in self._entries.values() if e.discard is not None]
-            return [replace(d) for d in failed + list(self._duplicates.values())]
+            duplicates = [record for _, record in self._duplicates.values()]
+            return [replace(d) for d in failed + duplicates]
 
     def get(self, session_id: str) -> SessionRecord | None:
         """The listed session ``session_id``, or ``None``."""
@@ -394,13 +411,15 @@ class Registry:
     # -- scanning -----------------------------------------------------------
 
     def _observe(self, candidate: storage.Candidate, known: storage.FileStamp | None,
-                 max_bytes: int) -> _Observation | None:
+                 max_bytes: int, quick: bool = False) -> _Observation | None:
         """Read and peek one session; ``known``: the stamp of the version already listed.
 
         A session not listed yet whose file version is in the peek index (a
         previous run of the daemon peeked it) is not read or peeked again.
+        ``quick``: try :func:`quick_peek` first; its answer is provisional and
+        stays out of the peek index.
         """
-        path = candidate.directory / storage.SESSION_FILE
+        path = candidate.session_path
         indexed = None
         if known is None:
             with self._lock:
@@ -416,6 +435,9 @@ class Registry:
             if indexed is not None:
                 return _Observation(candidate, file=sfile, meta=indexed[1])
             return _Observation(candidate, file=sfile, unchanged=True)
+        if quick and (meta := quick_peek(sfile.data, max_bytes)) is not None:
+            return _Observation(candidate, file=replace(sfile, data=None), meta=meta,
+                                provisional=True)
         started = time.time()
         try:
             meta = SessionPeekHelper(max_bytes).peek(sfile.data)
@@ -430,43 +452,66 @@ class Registry:
         with self._lock:
             if complete:
                 self._peeks.forget_except(
-                    {str(e.candidate.directory / storage.SESSION_FILE)
+                    {str(e.candidate.session_path)
                      for e in self._entries.values()})
             try:
                 self._peeks.save()
             except OSError as error:
                 _log.warning("cannot save the peek index %s: %s", self._peeks.path, error)
 
-    def scan(self, deadline: float | None = None) -> list[Change]:
+    def scan(self, deadline: float | None = None,
+             stop: Callable[[], bool] | None = None, quick: bool = False) -> list[Change]:
         """Peek every root and return the changes; stops early past ``deadline`` (monotonic).
 
-        After an early stop :attr:`scan_complete` is ``False`` and nothing unseen is
-        removed. Settles that failed are queued again (``pending_ids``).
+        ``quick`` (the start-up scan before READY=1): sessions not in the peek
+        index are peeked with :func:`quick_peek` where it can. What it lists is
+        provisional: the next scan reads and peeks those sessions fully, and a
+        session whose file turns out to be broken then moves to the discard list.
+
+        It also stops early, between two sessions, once ``stop()`` is true (the
+        daemon is stopping). After an early stop :attr:`scan_complete` is
+        ``False`` and nothing unseen is removed. Settles that failed are queued
+        again (``pending_ids``).
+
+        The garbage collector is paused for the whole scan, records and state
+        file included: with 100,000 sessions each full collection walks
+        millions of objects while holding the interpreter (over a second, in
+        which the main loop answers nothing). What the scan leaves is long-lived
+        (entries, records), so it is frozen out of the collector's way before
+        the collector runs again (``gc.freeze``; refcounting still frees it):
+        otherwise the first collection after the scan walks all of it at once.
         """
+        with paused_gc():
+            changes = self._scan(deadline, stop, quick)
+            gc.freeze()
+        return changes
+
+    def _scan(self, deadline: float | None, stop: Callable[[], bool] | None,
+              quick: bool) -> list[Change]:
         with self._lock:
             roots = self._config.session_roots
             max_bytes = self._config.max_session_bytes
-            known = {sid: e.file.stamp for sid, e in self._entries.items()}
+            known = {sid: e.file.stamp for sid, e in self._entries.items() if not e.provisional}
         candidates, duplicates = storage.discover(roots)
         observations: list[_Observation] = []
         complete = True
-        with paused_gc():
-            for candidate in candidates:
-                if deadline is not None and time.monotonic() > deadline:
-                    complete = False
-                    break
-                entry_stamp = known.get(candidate.session_id)
-                observation = self._observe(candidate, entry_stamp, max_bytes)
-                if observation is not None:
-                    observations.append(observation)
+        for candidate in candidates:
+            if ((deadline is not None and time.monotonic() > deadline)
+                    or (stop is not None and stop())):
+                complete = False
+                break
+            entry_stamp = known.get(candidate.session_id)
+            observation = self._observe(candidate, entry_stamp, max_bytes, quick)
+            if observation is not None:
+                observations.append(observation)
         with self._lock:
             changes = self._apply_scan(observations, complete)
             changes += self._apply_duplicates(duplicates, complete)
             self._scan_complete = complete
             if complete:
                 self._state.forget_except(
-                    {str(e.candidate.directory / n) for e in self._entries.values()
-                     for n in (storage.SESSION_FILE, storage.NEXT_FILE)}
+                    {str(path) for e in self._entries.values()
+                     for path in (e.candidate.session_path, e.candidate.next_path)}
                 )
             for entry in self._entries.values():
                 if entry.settle_retry:
@@ -477,36 +522,42 @@ class Registry:
         return changes
 
     def rescan_paths(self, paths: Iterable[Path]) -> list[Change]:
-        """Re-peek only the sessions under ``paths`` (filesystem events)."""
-        wanted = [Path(p) for p in paths]
+        """Re-peek only the sessions under ``paths`` (filesystem events).
+
+        A path below a root names one entry of it (``<root>/<entry>/...``); a root
+        or a directory above one stands for every session of that root. The
+        cost is proportional to the sessions named, not to the sessions listed.
+        """
         with self._lock:
             roots = self._config.session_roots
             max_bytes = self._config.max_session_bytes
-            known = {sid: e.file.stamp for sid, e in self._entries.items()}
-        candidates, duplicates = storage.discover(roots)
+        names, whole = _touched(roots, paths)
+        candidates, duplicates = storage.discover_some(roots, names, whole)
 
-        def touched(directory: Path) -> bool:
-            return any(p == directory or p.is_relative_to(directory)
-                       or directory.is_relative_to(p) for p in wanted)
+        def touched(candidate: storage.Candidate) -> bool:
+            return candidate.root in whole or candidate.name in names
 
-        selected = [c for c in candidates if touched(c.directory)]
         with paused_gc():
-            observations = [
-                o for c in selected
-                if (o := self._observe(c, known.get(c.session_id), max_bytes)) is not None
-            ]
-        with self._lock:
-            changes = self._apply_scan(observations, True, scope=touched)
-            changes += self._apply_duplicates(duplicates, True)
-        self.persist()
-        self._save_peeks(False)
+            observations = []
+            for candidate in candidates:
+                with self._lock:
+                    entry = self._entries.get(candidate.session_id)
+                    known = None if entry is None else entry.file.stamp
+                observation = self._observe(candidate, known, max_bytes)
+                if observation is not None:
+                    observations.append(observation)
+            with self._lock:
+                changes = self._apply_scan(observations, True, scope=touched)
+                changes += self._apply_duplicates(duplicates, True, scope=touched)
+            self.persist()
+            self._save_peeks(False)
         return changes
 
     def _apply_scan(
         self,
         observations: list[_Observation],
         complete: bool,
-        scope: Callable[[Path], bool] | None = None,
+        scope: Callable[[storage.Candidate], bool] | None = None,
     ) -> list[Change]:
         changes: list[Change] = []
         present = set()
@@ -519,7 +570,7 @@ class Registry:
             entry = self._entries[sid]
             if sid in present:
                 continue
-            if scope is not None and not scope(entry.candidate.directory):
+            if scope is not None and not scope(entry.candidate):
                 continue
             changes += self._drop(sid)
         return changes
@@ -549,7 +600,7 @@ class Registry:
             entry = _Entry(obs.candidate, file, None, discard=discard)
             return self._replace_entry(sid, old, entry, before)
         self._first_seen(obs.file)
-        entry = _Entry(obs.candidate, obs.file, obs.meta)
+        entry = _Entry(obs.candidate, obs.file, obs.meta, provisional=obs.provisional)
         entry.needs_resume = entry.dormant
         if old is not None and old.dormant and entry.dormant and old.discard is None:
             # Keep publishing the previous resume until the new one finishes.
@@ -572,29 +623,31 @@ class Registry:
         return [] if before == after else [Change("updated", sid, after)]
 
     def _apply_duplicates(
-        self, duplicates: list[storage.Duplicate], complete: bool
+        self, duplicates: list[storage.Duplicate], complete: bool,
+        scope: Callable[[storage.Candidate], bool] | None = None,
     ) -> list[Change]:
+        """Take the duplicates found; ``complete``: those not found (in ``scope``) are gone."""
         changes: list[Change] = []
         fresh = {}
         for dup in duplicates:
             key = str(dup.candidate.directory)
-            fresh[key] = _discard(
+            fresh[key] = (dup.candidate, _discard(
                 dup.candidate, "duplicate-id",
                 f"session id {dup.candidate.session_id!r} is already at {dup.winner.directory}",
-            )
+            ))
             if key not in self._duplicates:
-                changes.append(Change("discarded", dup.candidate.session_id, replace(fresh[key])))
+                changes.append(Change("discarded", dup.candidate.session_id,
+                                      replace(fresh[key][1])))
         if complete:
-            for key, record in self._duplicates.items():
-                if key not in fresh:
+            for key, (candidate, record) in list(self._duplicates.items()):
+                if key not in fresh and (scope is None or scope(candidate)):
                     changes.append(Change("removed", record.id, replace(record)))
-            self._duplicates = fresh
-        else:
-            self._duplicates.update(fresh)
+                    del self._duplicates[key]
+        self._duplicates.update(fresh)
         return changes
 
     def _first_seen(self, sfile: storage.SessionFile) -> str:
-        path = sfile.candidate.directory / storage.SESSION_FILE
+        path = sfile.candidate.session_path
         return self._state.first_seen_boot(path, sfile.stamp, self._boot.boot_id)
 
     def _previous_boot(self, stamp: storage.FileStamp, path: Path) -> bool:
@@ -677,7 +730,7 @@ class Registry:
         """Settle the interrupted job when SPEC §3's conditions hold; returns the new file/state."""
         job_id = meta.running_job_name
         candidate = sfile.candidate
-        session_path = candidate.directory / storage.SESSION_FILE
+        session_path = candidate.session_path
         next_path = candidate.directory / storage.NEXT_FILE
         with self._lock:
             # A settle this daemon began and did not finish (it was killed) counts as
@@ -719,6 +772,7 @@ class Registry:
 
         def record(outcome: str) -> None:
             with self._lock:
+                self._settles += 1
                 try:
                     self._state.record_settle(interruption, self._boot.boot_id, outcome)
                 except OSError as error:
@@ -775,6 +829,19 @@ class Registry:
         new = _Entry(entry.candidate, outcome.file, outcome.meta, resumed=outcome.resumed,
                      settle_error=outcome.settle_error, settle_retry=outcome.settle_retry)
         return self._replace_entry(sid, entry, new, before)
+
+
+def _touched(roots: Iterable[Path], paths: Iterable[Path]) -> tuple[set[str], set[Path]]:
+    """The root entry names ``paths`` lie in, and the roots they stand for whole."""
+    names: set[str] = set()
+    whole: set[Path] = set()
+    for path in map(Path, paths):
+        for root in roots:
+            if path == root or root.is_relative_to(path):
+                whole.add(root)
+            elif path.is_relative_to(root):
+                names.add(path.relative_to(root).parts[0])
+    return names, whole
 
 
 def _entry_from(obs: _Observation, old: _Entry) -> _Entry:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import os
 import pwd
@@ -72,10 +73,21 @@ class Candidate:
     root: Path
     name: str
 
-    @property
+    # Built once: a scan of 100,000 sessions asks for them millions of times.
+    @functools.cached_property
     def directory(self) -> Path:
         """The session directory (published as ``Location``)."""
         return self.root / self.name
+
+    @functools.cached_property
+    def session_path(self) -> Path:
+        """The path of its ``session`` file."""
+        return self.directory / SESSION_FILE
+
+    @functools.cached_property
+    def next_path(self) -> Path:
+        """The path of its ``session.next`` file (Checkbox's write in progress)."""
+        return self.directory / NEXT_FILE
 
 
 @dataclass(frozen=True)
@@ -173,30 +185,58 @@ def _scan_root(root: Path) -> list[Candidate]:
     except OSError as error:
         _log.warning("cannot list session root %s: %s", root, error.strerror or error)
         return []
-    found = []
-    for name, is_dir in sorted(names):
-        if name.startswith(".") or not name.endswith(SESSION_SUFFIX) or name == SESSION_SUFFIX:
-            continue
-        if not _is_utf8(name):
-            _log.warning("skipping session directory with a non-UTF-8 name in %s: %r", root, name)
-            continue
-        if not is_dir:
-            _log.debug("skipping %s/%s: not a directory (links are not followed)", root, name)
-            continue
-        found.append(Candidate(name[: -len(SESSION_SUFFIX)], root, name))
-    return found
+    return [c for name, is_dir in sorted(names) if (c := _candidate(root, name, is_dir))]
 
 
-def discover(roots: Sequence[Path]) -> tuple[list[Candidate], list[Duplicate]]:
-    """The session directories under ``roots`` and the duplicates (the first root wins).
+def is_session_name(name: str) -> bool:
+    """Whether a root entry called ``name`` may be a session directory (``<id>.session``)."""
+    return not name.startswith(".") and name.endswith(SESSION_SUFFIX) and name != SESSION_SUFFIX
 
-    Hidden entries, names not ending in ``.session``, links and non-directories are
-    skipped; a missing root is empty. Whether ``session`` exists is checked on read.
-    """
+
+def _candidate(root: Path, name: str, is_dir: bool) -> Candidate | None:
+    """The candidate for entry ``name`` of ``root``, or None when it is not a session directory."""
+    if not is_session_name(name):
+        return None
+    if not _is_utf8(name):
+        _log.warning("skipping session directory with a non-UTF-8 name in %s: %r", root, name)
+        return None
+    if not is_dir:
+        _log.debug("skipping %s/%s: not a directory (links are not followed)", root, name)
+        return None
+    return Candidate(name[: -len(SESSION_SUFFIX)], root, name)
+
+
+def _look_up(root: Path, names: Iterable[str]) -> list[Candidate]:
+    """The candidates among the entries ``names`` of ``root`` (no listing of the root)."""
+    wanted = sorted(n for n in names if is_session_name(n))
+    if not wanted:
+        return []
+    try:
+        with _open_dir(root) as fd:
+            found = []
+            for name in wanted:
+                try:
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                candidate = _candidate(root, name, stat.S_ISDIR(st.st_mode))
+                if candidate is not None:
+                    found.append(candidate)
+            return found
+    except FileNotFoundError:
+        return []
+    except OSError as error:
+        _log.warning("cannot look into session root %s: %s", root, error.strerror or error)
+        return []
+
+
+def _first_root_wins(
+    found: Iterable[list[Candidate]],
+) -> tuple[list[Candidate], list[Duplicate]]:
     winners: dict[str, Candidate] = {}
     duplicates: list[Duplicate] = []
-    for root in roots:
-        for candidate in _scan_root(root):
+    for candidates in found:
+        for candidate in candidates:
             first = winners.get(candidate.session_id)
             if first is None:
                 winners[candidate.session_id] = candidate
@@ -205,11 +245,43 @@ def discover(roots: Sequence[Path]) -> tuple[list[Candidate], list[Duplicate]]:
     return list(winners.values()), duplicates
 
 
-def _read_bounded(fd: int, limit: int, what: Path) -> bytes:
+def discover(roots: Sequence[Path]) -> tuple[list[Candidate], list[Duplicate]]:
+    """The session directories under ``roots`` and the duplicates (the first root wins).
+
+    Hidden entries, names not ending in ``.session``, links and non-directories are
+    skipped; a missing root is empty. Whether ``session`` exists is checked on read.
+    """
+    return _first_root_wins(_scan_root(root) for root in roots)
+
+
+def discover_some(
+    roots: Sequence[Path], names: Iterable[str], whole: Iterable[Path] = ()
+) -> tuple[list[Candidate], list[Duplicate]]:
+    """:func:`discover` limited to the entries ``names`` of every root and to the ``whole`` roots.
+
+    Costs a ``stat`` per name and root instead of a listing of every root
+    (filesystem events name a few sessions among thousands). The names found
+    in a whole root are looked up in the other roots too, for duplicates.
+    """
+    whole = set(whole)
+    listed = {root: _scan_root(root) for root in roots if root in whole}
+    wanted = set(names) | {c.name for found in listed.values() for c in found}
+    return _first_root_wins(
+        listed[root] if root in listed else _look_up(root, wanted) for root in roots)
+
+
+def _read_bounded(fd: int, limit: int, what: Path, size_hint: int = 1 << 20) -> bytes:
+    """Read ``fd`` to its end; more than ``limit`` bytes raise SessionTooLargeError.
+
+    ``size_hint`` (the size ``fstat`` gave, plus one to see the end) sizes the
+    first read: a 1 MiB buffer for every small session file costs an mmap each.
+    """
     chunks: list[bytes] = []
     total = 0
+    step = max(1, min(1 << 20, size_hint))
     while True:
-        chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+        chunk = os.read(fd, min(step, limit + 1 - total))
+        step = 1 << 20
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
@@ -246,7 +318,7 @@ def read_session(
     When the file's stamp equals ``known`` the data is not read (``data`` is ``None``).
     Raises :class:`SessionReadError` (``io-error``) or :class:`SessionTooLargeError`.
     """
-    where = candidate.directory / SESSION_FILE
+    where = candidate.session_path
     try:
         with _session_dir(candidate) as dfd:
             dir_st = os.fstat(dfd)
@@ -262,7 +334,8 @@ def read_session(
                         f"{where}: {st.st_size} bytes, larger than max_session_bytes ({max_bytes})"
                     )
                 stamp = FileStamp.of(st)
-                data = None if stamp == known else _read_bounded(fd, max_bytes, where)
+                data = (None if stamp == known
+                        else _read_bounded(fd, max_bytes, where, st.st_size + 1))
             finally:
                 os.close(fd)
             if data == b"":

@@ -18,6 +18,7 @@ import os
 import random
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -254,7 +255,6 @@ def exhausted_daemon(private_bus: Any, workspace: Any, tmp_path: Path) -> Iterat
         notify.close()
 
 
-@pytest.mark.xfail(rs.LONG, strict=True, reason="findings #6")
 def test_more_directories_than_inotify_watches_falls_back_to_rescans_and_says_so_once(
     private_bus: Any, workspace: Any, exhausted_daemon: Any
 ) -> None:
@@ -284,13 +284,68 @@ def test_more_directories_than_inotify_watches_falls_back_to_rescans_and_says_so
     assert worst < 2.0
 
 
+#: How long after READY=1 the daemon may take to list every session and be ``ready``.
+#: In long mode: a full scan of 100,000 sessions (~25 s here), then ~78,000 objects
+#: exported and announced with two signals each (~0.3 ms an object): 55-60 s on an
+#: idle 2-core machine (findings #7), so the bound leaves room for a loaded one.
+READY_STATE_SECONDS = 120.0 if rs.LONG else 60.0
+
+
 def test_inotify_fallback_releases_the_watches_it_could_not_use(
     private_bus: Any, workspace: Any, exhausted_daemon: Any
 ) -> None:
     """After falling back to rescans the daemon holds no half-built recursive watch."""
-    wait_ready_state(private_bus)
+    started = time.monotonic()  # the fixture yields at READY=1
+    wait_ready_state(private_bus, READY_STATE_SECONDS)
+    rs.count(f"inotify fallback: s from READY=1 to State ready, {MANY} sessions",
+             int(time.monotonic() - started))
     held = inotify_watches(exhausted_daemon.pid)
     assert held < WATCH_LIMIT // 2, f"{held} inotify watches still held"
+
+
+SHARED_LIMIT_SCRIPT = """
+import sys
+from pathlib import Path
+from watchdog.events import FileSystemEventHandler
+from watchdog.observers import Observer
+from resumed.daemon import watch
+base = Path(sys.argv[1])
+other = Observer()
+other.start()
+other.schedule(FileSystemEventHandler(), str(base / "other"), recursive=True)
+watcher = watch.Watcher(0.1, lambda paths: None, lambda: None, lambda: None)
+watcher.watch([base / "root"], [])
+held = 0
+for info in Path("/proc/self/fdinfo").iterdir():
+    try:
+        held += info.read_text().count("inotify wd:")
+    except OSError:
+        continue
+print(watcher.exhausted, held)
+"""
+
+
+def test_watch_that_fits_the_count_but_not_the_shared_limit_gives_its_watches_back(
+    tmp_path: Path,
+) -> None:
+    """Another watcher holds 60 of 100 watches; the root's 41 fit the count, not the kernel.
+
+    The walk is tried, fails with ENOSPC, the daemon says so, and the half-built
+    watch is closed: only the other watcher's 60 watches stay held.
+    """
+    for index in range(59):
+        (tmp_path / "other" / f"d{index}").mkdir(parents=True)
+    for index in range(40):
+        (tmp_path / "root" / f"s{index}.session").mkdir(parents=True)
+    limit = "echo 100 > /proc/sys/user/max_inotify_watches && "
+    done = subprocess.run(["unshare", "--user", "--map-root-user", "sh", "-c",
+                           limit + 'exec "$@"', "sh", sys.executable, "-c", SHARED_LIMIT_SCRIPT,
+                           str(tmp_path)], capture_output=True, text=True, timeout=60)
+    if done.returncode != 0 and "unshare" in done.stderr:
+        pytest.skip(f"no user namespace with its own inotify limit: {done.stderr}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "60"], done.stdout + done.stderr
+    assert done.stderr.count("inotify is exhausted") <= 1
 
 
 CHURN_OPS = 10_000 if rs.LONG else 1_500

@@ -6,9 +6,12 @@ resume in the background with STATUS= progress -> STATUS= summary.
 
 Threads: the GLib main loop answers the bus, pings the watchdog and receives
 watcher events and signals; one worker thread does everything that touches
-the disk (scans, resumes, provider reloads) and hands a snapshot of what to
-publish back to the main loop. The registry is thread-safe and never holds its
-lock during a peek, a resume or a write, so bus calls never wait for a resume.
+the disk (watch set-up, scans, resumes, provider reloads) and hands a snapshot
+of what to publish back to the main loop. The registry is thread-safe and
+never holds its lock during a peek, a resume or a write, so bus calls never
+wait for a resume. A snapshot that adds, changes or removes many session
+objects is published :data:`PUBLISH_BATCH` objects per idle callback (see
+:class:`PublishPlan`), and the worker takes no new work until it is all published.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -42,6 +46,15 @@ logger = logging.getLogger(__name__)
 STARTUP_SCAN_SECONDS = 5.0
 #: How long SIGTERM waits for the worker to finish the session it is resuming.
 STOP_JOIN_SECONDS = 10.0
+#: Session objects added, changed or removed per main-loop callback.
+PUBLISH_BATCH = 500
+#: How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
+#: PyGObject lets the GIL go around every C call, so a bus call answered while the
+#: worker scans waits up to this long at each of its dozens of C calls (0.5-2 s
+#: for one ``Get`` with 100,000 sessions at the default).
+SWITCH_INTERVAL = 0.001
+#: How often resuming many sessions hands a snapshot (and STATUS= progress) to the main loop.
+PROGRESS_SECONDS = 0.5
 
 
 class StartupError(Exception):
@@ -62,14 +75,53 @@ class _Work:
     """What the worker has been asked to do, coalesced."""
 
     reload: bool = False
+    watch: bool = False
     full_scan: bool = False
     providers: bool = False
     resume: bool = False
     paths: set[Path] = field(default_factory=set)
 
     def __bool__(self) -> bool:
-        return (self.reload or self.full_scan or self.providers or self.resume
+        return (self.reload or self.watch or self.full_scan or self.providers or self.resume
                 or bool(self.paths))
+
+
+#: What the worker hands the main loop: sessions, discarded, state, status, READY.
+Snapshot = tuple[list[SessionRecord], list[DiscardRecord], str | None, str | None, bool]
+
+
+def merge_snapshots(older: Snapshot | None, newer: Snapshot) -> Snapshot:
+    """``newer``'s lists; its state and status unless unset; READY if either asked for it."""
+    if older is None:
+        return newer
+    return (newer[0], newer[1],
+            newer[2] if newer[2] is not None else older[2],
+            newer[3] if newer[3] is not None else older[3],
+            newer[4] or older[4])
+
+
+class PublishPlan:
+    """The way from what is published to a snapshot's sessions, in steps.
+
+    What to add or change is found once per snapshot (one pass over its
+    sessions); each :meth:`step` then hands over at most ``budget`` records, so
+    a step costs its records, not the sessions published. Removals, the order
+    and ``Sessions`` are left to one final publish of the whole snapshot.
+    """
+
+    def __init__(self, target: Sequence[SessionRecord],
+                 published: Mapping[str, SessionRecord]) -> None:
+        self.target = target
+        self._todo = [record for record in target if published.get(record.id) is not record]
+        self._next = 0
+
+    def step(self, budget: int) -> list[SessionRecord] | None:
+        """The next records to add or change; ``None`` once only the final publish is left."""
+        if self._next >= len(self._todo):
+            return None
+        records = self._todo[self._next:self._next + budget]
+        self._next += len(records)
+        return records
 
 
 #: ``RequestName`` flag and replies (the D-Bus specification).
@@ -158,7 +210,13 @@ class Daemon:
         self._wake = threading.Condition()
         self._stopping = False
         self._worker: threading.Thread | None = None
-        self._snapshot: tuple[Any, ...] | None = None
+        self._snapshot: Snapshot | None = None
+        self._publishing = False
+        #: The snapshot the main loop is publishing batch by batch, its plan, and what
+        #: the adapter was given so far.
+        self._target: Snapshot | None = None
+        self._plan: PublishPlan | None = None
+        self._published: dict[str, SessionRecord] = {}
         self._loop = GLib.MainLoop()
         self._connection: Gio.DBusConnection | None = None
         self._owns_name = False
@@ -188,18 +246,20 @@ class Daemon:
 
     def run(self) -> int:
         """Start, run the main loop until SIGTERM, stop; return the exit status."""
-        self._log_changes(self.registry.scan(deadline=time.monotonic() + STARTUP_SCAN_SECONDS))
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        self._log_changes(self.registry.scan(
+            deadline=time.monotonic() + STARTUP_SCAN_SECONDS, quick=True))
         self._start_bus()
         self._start_helpers()
         self._set_state("scanning")
         self.notifier.ready(summary(self.registry.list_sessions(), self.registry.list_discarded()))
         logger.info("resumed %s ready on %s", __version__, self._options.bus)
-        # Watching costs a walk of every root: it starts after READY=1, and the
-        # worker's first full scan (only stat() for what was peeked) covers the gap.
-        self._start_watcher()
+        # Watching costs a walk of every root: the worker sets the watches up after
+        # READY=1, then its first full scan (only stat() for what was peeked) covers the gap.
+        self._new_watcher()
         self._worker = threading.Thread(target=self._work_loop, name="resume-worker", daemon=True)
         self._worker.start()
-        self._submit(full_scan=True, resume=True)
+        self._submit(watch=True, full_scan=True, resume=True)
         self._loop.run()
         return self.exit_code
 
@@ -216,22 +276,22 @@ class Daemon:
         self.adapter.export()
         self.adapter.set_configuration(self.config.session_roots, self.provider_dirs)
         # Nobody can address the daemon before it owns its name: no per-session signals.
-        self.adapter.publish(self.registry.list_sessions(), self.registry.list_discarded(),
-                             announce=False)
+        sessions, discarded = self.registry.list_sessions(), self.registry.list_discarded()
+        self.adapter.publish(sessions, discarded, announce=False)
+        self._published = {record.id: record for record in sessions}
         try:
             request_name(connection, names.BUS_NAME)
             self._owns_name = True
         except (RuntimeError, GLib.Error) as exc:
             raise StartupError(f"Cannot own {names.BUS_NAME}: {exc}") from exc
 
-    def _start_watcher(self) -> None:
-        """Filesystem watches on the session roots and provider directories."""
+    def _new_watcher(self) -> None:
+        """A watcher for the session roots and provider directories (the worker schedules it)."""
         self.watcher = Watcher(
             self.config.debounce,
             on_sessions=lambda paths: self._submit(paths=paths),
             on_providers=lambda: self._submit(providers=True),
             on_layout=self._on_layout_changed)
-        self._watch()
 
     def _start_helpers(self) -> None:
         """Sleep inhibitor, timers and signal handlers."""
@@ -257,17 +317,24 @@ class Daemon:
         return callback
 
     def _arm_rescan_timer(self) -> None:
-        """(Re)start the periodic full rescan."""
+        """(Re)start the countdown to the next periodic full rescan.
+
+        It counts from the last time ``State`` became ``ready`` (see
+        :meth:`_publish_step`), not at a fixed rate: a full scan of 100,000
+        sessions takes longer than a short ``rescan_interval``, and rescans back
+        to back would keep ``State`` at ``scanning`` for ever.
+        """
         if self._rescan_timer is not None:
             GLib.source_remove(self._rescan_timer)
         self._rescan_timer = GLib.timeout_add(
             int(self.config.rescan_interval * 1000), self._periodic_rescan)
 
     def _watch(self) -> None:
-        """(Re)schedule the filesystem watches."""
-        assert self.watcher is not None
-        self.watcher.watch(self.config.session_roots,
-                           watched_provider_paths(self.provider_dirs, self.providers))
+        """(Re)schedule the filesystem watches (worker: it walks every root)."""
+        watcher = self.watcher
+        if watcher is not None:
+            watcher.watch(self.config.session_roots,
+                          watched_provider_paths(self.provider_dirs, self.providers))
 
     def stop(self) -> None:
         """SIGTERM: STOPPING=1, stop the worker, persist, clean exit."""
@@ -326,9 +393,10 @@ class Daemon:
         return True
 
     def _periodic_rescan(self) -> bool:
-        """Full rescan and provider change check, every ``rescan_interval``."""
+        """Full rescan and provider change check, ``rescan_interval`` after the last ``ready``."""
+        self._rescan_timer = None
         self._submit(full_scan=True, providers=True)
-        return True
+        return False
 
     def _after_wake(self) -> None:
         """Rescan fully after wake-up from sleep."""
@@ -336,8 +404,7 @@ class Daemon:
 
     def _on_layout_changed(self) -> None:
         """A missing root or provider directory may exist now: re-watch and rescan."""
-        self._watch()
-        self._submit(full_scan=True, providers=True)
+        self._submit(watch=True, full_scan=True, providers=True)
 
     def _on_bus_closed(self, *_args: Any) -> None:
         """The bus went away: nothing can be published any more, so exit with failure."""
@@ -366,25 +433,40 @@ class Daemon:
             self._set_state(state)
         return False
 
-    def _publish(self, sessions: list[SessionRecord], discarded: list[DiscardRecord],
-                 state: str | None, status: str | None, ready: bool) -> bool:
-        """Publish a worker snapshot (idle callback on the main loop)."""
+    def _publish_step(self, snapshot: Snapshot) -> bool:
+        """Publish the next batch of ``snapshot``; True when all of it is published.
+
+        Its state, status and READY=1 follow once its last batch is published.
+        """
         if self.adapter is None or self._stopping:
+            return True
+        sessions, discarded, state, status, ready = snapshot
+        if self._plan is None or self._plan.target is not sessions:
+            self._plan = PublishPlan(sessions, self._published)
+        records = self._plan.step(PUBLISH_BATCH)
+        if records is not None:
+            self.adapter.add_or_update(records)
+            self._published.update((record.id, record) for record in records)
             return False
+        self._plan = None
         self.adapter.publish(sessions, discarded)
+        self._published = {record.id: record for record in sessions}
         if state is not None and self.adapter.state != "reloading":
             self._set_state(state)
+            if state == "ready" and not self._stopping:
+                self._arm_rescan_timer()
         if ready:
             self._set_state(state or "scanning")
             self.notifier.ready(status)
         elif status is not None:
             self.notifier.status(status)
-        return False
+        return True
 
     # -- worker ----------------------------------------------------------------
 
-    def _submit(self, *, reload: bool = False, full_scan: bool = False, providers: bool = False,
-                resume: bool = False, paths: set[Path] | None = None) -> None:
+    def _submit(self, *, reload: bool = False, watch: bool = False, full_scan: bool = False,
+                providers: bool = False, resume: bool = False,
+                paths: set[Path] | None = None) -> None:
         """Ask the worker to do something (coalesced with what is pending).
 
         Whatever it does, the worker then resumes the sessions left pending.
@@ -392,6 +474,7 @@ class Daemon:
         with self._wake:
             self._work.resume |= resume
             self._work.reload |= reload
+            self._work.watch |= watch
             self._work.full_scan |= full_scan
             self._work.providers |= providers
             self._work.paths |= set(paths or ())
@@ -400,7 +483,9 @@ class Daemon:
     def _take_work(self, block: bool) -> _Work | None:
         """Return the pending work (waiting for some when ``block``), None when stopping."""
         with self._wake:
-            while block and not self._work and not self._stopping:
+            # New work waits until the main loop has published the last snapshot:
+            # scanning again meanwhile would only slow the publishing down.
+            while block and (not self._work or self._publishing) and not self._stopping:
                 self._wake.wait()
             if self._stopping:
                 return None
@@ -428,15 +513,21 @@ class Daemon:
             if not self._has_work():
                 self._post(state="ready", status=self._summary())
 
+    def _stop_requested(self) -> bool:
+        """Whether SIGTERM asked the worker to stop (a scan then stops between sessions)."""
+        return self._stopping
+
     def _do(self, work: _Work) -> None:
         """Run one batch of coalesced work."""
+        if work.watch:
+            self._watch()
         if work.reload:
             self._reload_in_worker()
             return
         if work.providers:
             self._reload_providers(force=False)
         if work.full_scan:
-            self._run(lambda: self.registry.scan())
+            self._run(lambda: self.registry.scan(stop=self._stop_requested))
         elif work.paths:
             self._run(lambda: self.registry.rescan_paths(sorted(work.paths)))
 
@@ -454,21 +545,17 @@ class Daemon:
             self.registry.set_config(config)
             GLib.idle_add(self._after_config_change)
         self._reload_providers(force=True)
-        self._run(lambda: self.registry.scan())
+        self._run(lambda: self.registry.scan(stop=self._stop_requested))
         self._post(state="scanning", status="Reloaded: " + self._summary(), ready=True)
 
     def _after_config_change(self) -> bool:
-        """Main loop: re-watch, re-arm timers and republish the configuration."""
+        """Main loop: re-watch (in the worker), re-arm timers and republish the configuration."""
         if self.adapter is not None:
             self.adapter.set_configuration(self.config.session_roots, self.provider_dirs)
-        if self.watcher is not None:
+        if self.watcher is not None and not self._stopping:
             self.watcher.stop()
-            self.watcher = Watcher(
-                self.config.debounce,
-                on_sessions=lambda paths: self._submit(paths=paths),
-                on_providers=lambda: self._submit(providers=True),
-                on_layout=self._on_layout_changed)
-            self._watch()
+            self._new_watcher()
+            self._submit(watch=True)
         self._arm_rescan_timer()
         return False
 
@@ -480,22 +567,20 @@ class Daemon:
         logger.info("Providers changed; re-checking sessions")
         self.providers = providers
         self._run(lambda: self.registry.set_providers(providers))
-        GLib.idle_add(self._rewatch)
-
-    def _rewatch(self) -> bool:
-        """Main loop: re-schedule watches (units directories may have changed)."""
-        if self.watcher is not None and not self._stopping:
-            self._watch()
-        return False
+        self._submit(watch=True)  # units directories may have changed
 
     def _resume_pending(self) -> None:
         """Resume pending sessions one by one, with STATUS= progress."""
         pending = self.registry.pending_ids()
+        posted = 0.0
         for index, session_id in enumerate(pending, start=1):
             if self._has_work():
                 return
-            self._post(state="scanning", status=f"Resuming sessions: {index}/{len(pending)}")
-            self._run(lambda sid=session_id: self.registry.resume_one(sid))
+            # A snapshot lists every session: one per resume would cost O(sessions) each.
+            if time.monotonic() - posted >= PROGRESS_SECONDS:
+                self._post(state="scanning", status=f"Resuming sessions: {index}/{len(pending)}")
+                posted = time.monotonic()
+            self._log_changes(self.registry.resume_one(session_id))
 
     def _run(self, action: Any) -> None:
         """Run a registry action, log its changes, publish a snapshot."""
@@ -513,23 +598,30 @@ class Daemon:
         sessions = self.registry.list_sessions()
         discarded = self.registry.list_discarded()
         with self._wake:
-            previous = self._snapshot
-            self._snapshot = (
-                sessions, discarded,
-                state if state is not None or previous is None else previous[2],
-                status if status is not None or previous is None else previous[3],
-                ready or bool(previous and previous[4]))
-        schedule = previous is None
+            self._snapshot = merge_snapshots(
+                self._snapshot, (sessions, discarded, state, status, ready))
+            schedule, self._publishing = not self._publishing, True
         if schedule:
             GLib.idle_add(self._publish_latest)
 
     def _publish_latest(self) -> bool:
-        """Idle callback: publish the newest snapshot the worker left."""
+        """Idle callback: publish the next batch of the newest snapshot the worker left.
+
+        Stays installed until all is published; a newer snapshot replaces the
+        one being published (what was published of it stays, as far as it agrees).
+        """
         with self._wake:
             snapshot, self._snapshot = self._snapshot, None
         if snapshot is not None:
-            self._publish(*snapshot)
-        return False
+            self._target = merge_snapshots(self._target, snapshot)
+        if self._target is not None and self._publish_step(self._target):
+            self._target = None
+        with self._wake:
+            if self._target is None and self._snapshot is None:
+                self._publishing = False
+                self._wake.notify_all()
+                return False
+        return True
 
     def _summary(self) -> str:
         """Summary of what the registry holds."""

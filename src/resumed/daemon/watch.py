@@ -8,6 +8,13 @@ events can be lost, so the daemon also rescans periodically. When inotify
 runs out of instances or watches the daemon says so once and relies on that
 periodic rescan; the inotify instance of the failed watch is closed, so the
 watches it had already added are given back to the system.
+
+Scheduling a recursive watch walks every directory below it (100,000 sessions
+are 300,000 directories), so :meth:`Watcher.watch` is called from the daemon's
+worker thread, never from the main loop. Before each recursive watch the
+directories are counted, stopping at the watch limit: a tree that would take
+more than the limit (less a reserve for the rest of the system) is not walked
+again by the watch, and falls back to the periodic rescan at once.
 """
 
 from __future__ import annotations
@@ -32,6 +39,71 @@ _EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOSPC, errno.ENOMEM}
 
 _INOTIFY_LINK = "anon_inode:inotify"
 
+#: Where the kernel says how many watches a user may hold (the second: per user namespace).
+_WATCH_LIMIT_FILES = (Path("/proc/sys/fs/inotify/max_user_watches"),
+                      Path("/proc/sys/user/max_inotify_watches"))
+#: The share of the watch limit left to the rest of the system (root's other processes).
+_RESERVE_FRACTION = 10
+
+#: The link count of a directory without subdirectories ("." and its name in the parent).
+_LEAF_LINKS = 2
+
+#: One schedule at a time in the whole process: a failed schedule finds its
+#: inotify instances by comparing ``/proc/self/fd`` before and after it.
+_SCHEDULE_LOCK = threading.Lock()
+
+
+def watch_limit(files: Sequence[Path] | None = None) -> int | None:
+    """The smallest inotify watch limit in ``files`` (default: the kernel's), None if none."""
+    limits = []
+    for path in _WATCH_LIMIT_FILES if files is None else files:
+        try:
+            limits.append(int(path.read_text().strip()))
+        except (OSError, ValueError):
+            continue
+    return min(limits) if limits else None
+
+
+def count_directories(path: Path, stop_after: int) -> int:
+    """Count ``path`` and the directories below it (links not followed), up to ``stop_after + 1``.
+
+    The count stops as soon as it passes ``stop_after``, so a tree far larger
+    than the watch limit costs a walk of the limit, not of the tree. Level by
+    level, a directory's link count says how many subdirectories it has (one
+    ``lstat``, no listing; file systems without that convention are listed),
+    and only directories that have subdirectories are listed.
+    """
+    count = 1
+    level = [os.fsencode(path)]
+    while level:
+        parents = []
+        for directory in level:
+            try:
+                links = os.lstat(directory).st_nlink
+            except OSError:
+                continue
+            counted = links >= _LEAF_LINKS
+            if counted:
+                count += links - _LEAF_LINKS
+                if links == _LEAF_LINKS:
+                    continue
+            parents.append((directory, counted))
+            if count > stop_after:
+                return count
+        level = []
+        for directory, counted in parents:
+            try:
+                with os.scandir(directory) as entries:
+                    subdirs = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+            except OSError:
+                continue
+            if not counted:
+                count += len(subdirs)
+                if count > stop_after:
+                    return count
+            level.extend(subdirs)
+    return count
+
 
 def _inotify_fds() -> set[int]:
     """The file descriptors of this process that are inotify instances."""
@@ -53,8 +125,8 @@ def _release_failed_watch(
     watchdog 2.2.1 raises out of its recursive watch setup after ``inotify_init``
     without closing that instance, so every watch it added stays held (for root:
     every watch of the system). The instances that appeared since ``before`` were
-    opened by this schedule (only the main loop schedules, and watchdog's threads
-    open none) and are closed; the handler it registered is dropped.
+    opened by this schedule (schedules hold ``_SCHEDULE_LOCK``, and watchdog's
+    threads open none) and are closed; the handler it registered is dropped.
     """
     leaked = _inotify_fds() - before
     for fd in leaked:
@@ -108,6 +180,12 @@ def session_dir_for(root: Path, changed: str) -> Path | None:
     return root / relative.parts[0]
 
 
+def _stop_observer(observer: Observer) -> None:
+    """Stop ``observer``'s threads and give its inotify instances back."""
+    observer.stop()
+    observer.join(timeout=5)
+
+
 class _Handler(FileSystemEventHandler):
     """Forwards every event's paths to a callback (called from watchdog's thread)."""
 
@@ -132,6 +210,8 @@ class Watcher:
     ``on_layout()`` when a missing root or provider directory may have appeared
     (the caller then rescans fully and calls :meth:`watch` again).
     All three run in the GLib main loop, after ``debounce`` seconds of quiet.
+    :meth:`watch` may take seconds (it walks the trees it watches): call it from
+    a worker thread; :meth:`stop` and the callbacks belong to the main loop.
     """
 
     def __init__(
@@ -147,6 +227,8 @@ class Watcher:
         self._on_providers = on_providers
         self._on_layout = on_layout
         self._observer: Observer | None = None
+        self._observer_lock = threading.Lock()
+        self._closed = False
         self._roots: list[Path] = []
         self._provider_dirs: list[Path] = []
         self._missing: list[Path] = []
@@ -159,26 +241,58 @@ class Watcher:
         self.exhausted = False
 
     def watch(self, roots: Sequence[Path], provider_dirs: Sequence[Path]) -> None:
-        """(Re)schedule one watch per root and per provider directory."""
-        self.stop()
-        self._roots = [Path(r) for r in roots]
-        self._provider_dirs = [Path(p) for p in provider_dirs]
-        self._missing = []
-        observer = Observer()
-        observer.daemon = True
-        observer.start()
-        self._observer = observer
-        watched: set[Path] = set()
-        for path in [*self._roots, *self._provider_dirs]:
+        """(Re)schedule one watch per root and per provider directory (worker thread).
+
+        The old watches are given back first (the new ones may need them all);
+        after :meth:`stop` nothing is watched any more.
+        """
+        roots = [Path(r) for r in roots]
+        provider_dirs = [Path(p) for p in provider_dirs]
+        missing = []
+        targets: dict[Path, bool] = {}
+        for path in [*roots, *provider_dirs]:
             target = nearest_existing_parent(path)
             recursive = target == path
             if not recursive:
-                self._missing.append(path)
-            if target in watched or not target.is_dir():
-                continue
-            watched.add(target)
-            if not self._schedule(observer, target, recursive):
-                break
+                missing.append(path)
+            if target not in targets and target.is_dir():
+                targets[target] = recursive
+        # Whole lists are swapped in: the main loop reads them while this thread runs.
+        self._roots, self._provider_dirs, self._missing = roots, provider_dirs, missing
+        with self._observer_lock:
+            old, self._observer = self._observer, None
+        if old is not None:
+            _stop_observer(old)
+        observer = Observer()
+        observer.daemon = True
+        observer.start()
+        limit = watch_limit()
+        available = None if limit is None else limit - limit // _RESERVE_FRACTION
+        with _SCHEDULE_LOCK:
+            for target, recursive in targets.items():
+                if available is None:
+                    needed = 0
+                else:
+                    needed = count_directories(target, available) if recursive else 1
+                    if needed > available:
+                        # Too big for the watches left: not worth walking (smaller ones may fit).
+                        self._say_exhausted(f"{target} holds more than {available} directories")
+                        continue
+                    available -= needed
+                if not self._schedule(observer, target, recursive):
+                    break
+        with self._observer_lock:
+            closed = self._closed
+            if not closed:
+                self._observer = observer
+        if closed:
+            _stop_observer(observer)
+
+    def _say_exhausted(self, why: str) -> None:
+        """Warn, once per watcher, that inotify cannot cover the trees."""
+        if not self.exhausted:
+            self.exhausted = True
+            logger.warning("inotify is exhausted (%s); relying on periodic rescans", why)
 
     def _schedule(self, observer: Observer, path: Path, recursive: bool) -> bool:
         """Schedule one watch; return False (said once) when inotify is exhausted.
@@ -192,20 +306,18 @@ class Watcher:
         except OSError as exc:
             _release_failed_watch(observer, handler, path, recursive, before)
             if exc.errno in _EXHAUSTED:
-                if not self.exhausted:
-                    self.exhausted = True
-                    logger.warning(
-                        "inotify is exhausted (%s); relying on periodic rescans", exc.strerror)
+                self._say_exhausted(exc.strerror or str(exc))
                 return False
             logger.warning("Cannot watch %s: %s", path, exc)
         return True
 
     def stop(self) -> None:
-        """Stop every watch and drop pending events."""
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer.join(timeout=5)
-            self._observer = None
+        """Stop every watch and drop pending events (main loop; for good)."""
+        with self._observer_lock:
+            self._closed = True
+            observer, self._observer = self._observer, None
+        if observer is not None:
+            _stop_observer(observer)
         if self._timer is not None:
             GLib.source_remove(self._timer)
             self._timer = None

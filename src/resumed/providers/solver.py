@@ -66,13 +66,14 @@ def solve_run_list(jobs: Mapping[str, JobDefinition], desired: Sequence[str]) ->
     excluded: dict[str, DependencyProblem] = {}
     while True:
         pulled, problems, dropped = _pull(jobs, desired, excluded)
-        ordered, order_problems, cycle = _order(jobs, pulled)
+        errors: dict[str, str] = {}
+        ordered, order_problems, cycle = _order(jobs, pulled, errors)
         if cycle is None:
             break
         excluded[cycle.job_id] = cycle
     all_problems = list(excluded.values()) + problems + order_problems
     dropped = list(dict.fromkeys([*excluded, *dropped]))
-    broken = {i: e for i in ordered if (e := jobs[i].requires_error) is not None}
+    broken = {i: errors[i] for i in ordered if i in errors}
     return RunList(ordered, all_problems, dropped, broken)
 
 
@@ -86,11 +87,9 @@ def _pull(
 
     finished: list[str] = []
 
-    def known(job_id: str) -> bool:
-        return job_id in jobs and job_id not in excluded
-
     for root in desired:
-        if not known(root):
+        job = jobs.get(root)
+        if job is None or root in excluded:
             if root not in excluded and state.get(root) is None:
                 state[root] = _BAD
                 problems.append(DependencyProblem(root, "unknown", f"unknown job {root!r}"))
@@ -98,8 +97,13 @@ def _pull(
             continue
         if root in state:
             continue
+        edges = job.pull_edges
+        if not edges:  # a leaf: good at once (what the walk below does, without the walk)
+            state[root] = _GOOD
+            finished.append(root)
+            continue
         state[root] = _GRAY
-        stack = [(root, iter(jobs[root].pull_edges))]
+        stack = [(root, iter(edges))]
         position = {root: 0}
         bad: dict[str, DependencyProblem] = {}
         while stack:
@@ -169,19 +173,31 @@ def _post_order(
 
 
 def _order(
-    jobs: Mapping[str, JobDefinition], pulled: list[str]
+    jobs: Mapping[str, JobDefinition], pulled: list[str], errors: dict[str, str]
 ) -> tuple[list[str], list[DependencyProblem], DependencyProblem | None]:
-    """Order the pulled jobs with `before` and `group`; report the first ordering cycle."""
+    """Order the pulled jobs with `before` and `group`; report the first ordering cycle.
+
+    Fills `errors` with the `requires_error` of every pulled job that has one
+    (read in the same pass over the jobs).
+    """
     members = set(pulled)
     problems: list[DependencyProblem] = []
     before_refs: dict[str, list[str]] = {}
+    groups: dict[str, list[str]] = {}
     for job_id in pulled:
-        for target in jobs[job_id].before_ids:
+        job = jobs[job_id]
+        for target in job.before_ids:
             if target in members:
                 before_refs.setdefault(target, []).append(job_id)
             elif target not in jobs:
                 problems.append(DependencyProblem(
                     job_id, "missing-before", f"missing 'before' target {target!r}"))
+        group = job.group
+        if group is not None:
+            groups.setdefault(group, []).append(job_id)
+        error = job.requires_error
+        if error is not None:
+            errors[job_id] = error
 
     def deps(job_id: str) -> Sequence[str]:
         # Everything a pulled job pulls is pulled too.
@@ -189,11 +205,6 @@ def _order(
         pull_ids = jobs[job_id].pull_ids
         return pull_ids if refs is None else [*pull_ids, *refs]
 
-    groups: dict[str, list[str]] = {}
-    for job_id in pulled:
-        group = jobs[job_id].group
-        if group is not None:
-            groups.setdefault(group, []).append(job_id)
     if not groups and not before_refs:
         return pulled, problems, None  # the pull order already satisfies every relation
 

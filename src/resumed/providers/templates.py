@@ -69,13 +69,21 @@ class _EraShape:
             data["template-id"] = template_id_of(template)
         data["unit"] = template.data.get("template-unit", "job")
         self.data = data
+        self.namespace = template.namespace
         self.legacy = not era.relaxed_checks
         self.engine = str(data["template-engine"])
         self.accessed = frozenset().union(
             *(accessed_names(value, self.engine, self.legacy) for value in data.values())
         )
         self.hasher = ChecksumPrefix(data, template.namespace)
+        #: The first shape of this template with the same data and parameter names:
+        #: every instance hashes the same under both (eras share checksums).
+        self.rep = self
         self._checks: _Checks | None = None
+
+    def same_hash_as(self, other: _EraShape) -> bool:
+        """Whether instances hash the same under ``other`` (same data and parameters)."""
+        return self.accessed == other.accessed and self.data == other.data
 
     def parameters(self, record: Mapping[str, str], index: int) -> dict[str, Any]:
         params: dict[str, Any] = {k: v for k, v in record.items() if k in self.accessed}
@@ -86,7 +94,7 @@ class _EraShape:
     def checks(self) -> _Checks:
         """What `check_instance` needs, prepared once per template and era."""
         if self._checks is None:
-            self._checks = _Checks(self.data, self.engine, self.legacy)
+            self._checks = _Checks(self.data, self.engine, self.legacy, self.namespace)
         return self._checks
 
 
@@ -121,9 +129,10 @@ def _static_rendering(value: Any, engine: str) -> Any:
 class _Checks:
     """The parts of PlainBox's instance checks that are the same for every instance."""
 
-    def __init__(self, data: Mapping[str, Any], engine: str, legacy: bool) -> None:
+    def __init__(self, data: Mapping[str, Any], engine: str, legacy: bool, namespace: str) -> None:
         self.engine = engine
         self.legacy = legacy
+        self.namespace = namespace
         names = (*_RENDERED_FIELDS, *_MANUAL_ONLY_FIELDS)
         self.raw = {name: _field_value(data, name) for name in names}
         self.static = {name: _static_rendering(self.raw[name], engine) for name in names}
@@ -139,6 +148,25 @@ class _Checks:
             if name in data and accessed_names(data[name], engine, legacy):
                 self.invariant_problem = f"field {name!r} must not use template parameters"
                 break
+        #: The rendered fields with the static ones filled in (`id` is rendered first).
+        self.base = {name: self.static[name] for name in _RENDERED_FIELDS}
+        #: The other rendered fields that depend on the parameters, in rendering order.
+        self.dynamic = [name for name in _RENDERED_FIELDS
+                        if name != "id" and self.static[name] is _DYNAMIC]
+        self.manual_dynamic = [name for name in _MANUAL_ONLY_FIELDS
+                               if self.static[name] is _DYNAMIC]
+        self._verdicts: dict[tuple[Any, ...], str | None] = {}
+
+    def verdict(self, kind: str, value: Any, extra: Any = None) -> str | None:
+        """`_problem(kind, value, extra)`, remembered for hashable (mostly static) values."""
+        key = (kind, type(value), value, type(extra), extra)  # 1 == 1.0 == True
+        try:
+            return self._verdicts[key]
+        except KeyError:
+            problem = self._verdicts[key] = _problem(kind, value, extra, self)
+            return problem
+        except TypeError:  # an unhashable value (a list): not remembered
+            return _problem(kind, value, extra, self)
 
     def value(self, name: str, params: Mapping[str, Any]) -> Any:
         """The rendered field `name` (`get_record_value`); raises as rendering does."""
@@ -152,14 +180,70 @@ def _shape(template: TemplateUnit, era: str) -> _EraShape:
     cache: dict[str, _EraShape] = template.__dict__.setdefault("_era_shapes", {})
     shape = cache.get(era)
     if shape is None:
-        shape = cache[era] = _EraShape(template, era_info(era))
+        shape = _EraShape(template, era_info(era))
+        shape.rep = next((s.rep for s in cache.values() if shape.same_hash_as(s)), shape)
+        cache[era] = shape
     return shape
 
 
+def same_instances(template: TemplateUnit, first: str, second: str) -> bool:
+    """Whether `template` keeps the same instances under both eras, whatever the records.
+
+    True when the two eras filter records alike, give instances the same
+    parameters and render and check them alike: the same records then give
+    instances with the same ids, parameters and per-era checksums (only the data
+    differ, by `template-id`). Provider-only, remembered per template.
+    """
+    cache: dict[tuple[str, str], bool] = template.__dict__.setdefault("_same_instances", {})
+    known = cache.get((first, second))
+    if known is None:
+        try:
+            known = _same_instances(template, first, second)
+        except ProvidersError:  # a shape or check that cannot be built: instantiate to see
+            known = False
+        cache[first, second] = known
+    return known
+
+
+def _same_instances(template: TemplateUnit, first: str, second: str) -> bool:
+    if (template.data.get("template-filter") is not None
+            and era_info(first).template_id != era_info(second).template_id):
+        return False  # the filter compiles by the era's rules
+    one, two = _shape(template, first), _shape(template, second)
+    if one.accessed != two.accessed or _without_template_id(one.data) != _without_template_id(
+            two.data):
+        return False
+    a, b = one.checks, two.checks
+    if a.variant != b.variant or a.invariant_problem != b.invariant_problem:
+        return False
+    # Only the legacy rules render the manual-only fields of every instance.
+    return a.legacy == b.legacy or not (a.manual_dynamic or b.manual_dynamic)
+
+
+def _without_template_id(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k != "template-id"}
+
+
+#: What the instances of one record (at one index) share across eras: era variant,
+#: era checksum and the per-era checksum cache.
+_Shared = tuple[Any, Any, dict[str, str]]
+
+
 def instantiate(
-    template: TemplateUnit, records: Sequence[Mapping[str, str]], era: str, strict: bool = False
+    template: TemplateUnit,
+    records: Sequence[Mapping[str, str]],
+    era: str,
+    strict: bool = False,
+    memo: dict[tuple[int, int], _Shared] | None = None,
 ) -> list[JobDefinition]:
-    """Instantiate `template` over `records` under `era` (see `TemplateUnit.instantiate`)."""
+    """Instantiate `template` over `records` under `era` (see `TemplateUnit.instantiate`).
+
+    `memo` (empty at first) is shared by calls for the same template and the same,
+    unchanged `records` under several eras: a record's instances at the same index
+    have the same checksum under each era, so it is computed once.
+    """
+    if memo is None:
+        memo = {}
     info = era_info(era)
     shape = _shape(template, era)
     if shape.data["unit"] not in JOB_UNIT_TYPES:
@@ -174,16 +258,19 @@ def instantiate(
     template_id = template_id_of(template) if info.template_id else None
     jobs: list[JobDefinition] = []
     index = 0
-    for record in records:
+    for position, record in enumerate(records):
         if program is not None and not program.evaluate({resource_id: [record]}):
             continue
         index += 1
         params = shape.parameters(record, index)
-        variant, checksum = _variant_maker(template, record, index)
+        shared = memo.get((position, index))
+        if shared is None:
+            shared = memo[position, index] = (*_variant_maker(template, record, index), {})
+        variant, checksum, checksums = shared
         job = JobDefinition(
             shape.data, template.namespace, template.origin, template.provider,
             parameters=params, template_id=template_id, era_variant=variant,
-            era_checksum=checksum, built_era=era,
+            era_checksum=checksum, built_era=era, era_checksums=checksums,
         )
         problem = check_instance(job, info, shape.checks)
         if problem is None:
@@ -193,27 +280,39 @@ def instantiate(
             jobs.append(InvalidJob(
                 shape.data, template.namespace, template.origin, template.provider,
                 parameters=params, template_id=template_id, era_variant=variant,
-                era_checksum=checksum, built_era=era,
+                era_checksum=checksum, built_era=era, era_checksums=checksums,
             ))
         else:
             log.info("ignoring invalid generated job from %s: %s", template.id, problem)
     return jobs
 
 
-def _variant_maker(template: TemplateUnit, record: Mapping[str, str], index: int) -> Any:
+def _variant_maker(
+    template: TemplateUnit, record: Mapping[str, str], index: int
+) -> tuple[Any, Any]:
+    # Each era's `_EraShape.rep`, filled as eras are asked for.
+    reps: dict[str, _EraShape] = template.__dict__.setdefault("_era_reps", {})
+
     def variant(era: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
         shape = _shape(template, era)
         return shape.data, shape.parameters(record, index)
 
-    # Eras mostly agree on which record keys are parameters: encode each set once.
+    # Eras mostly agree on the data and on which record keys are parameters:
+    # hash each distinct shape once, encode each parameter set once.
     texts: dict[frozenset[str], str] = {}
+    sums: dict[_EraShape, str] = {}
 
     def checksum(era: str) -> str:
-        shape = _shape(template, era)
-        text = texts.get(shape.accessed)
-        if text is None:
-            text = texts[shape.accessed] = parameters_text(shape.parameters(record, index))
-        return shape.hasher.checksum_text(text)
+        shape = reps.get(era)
+        if shape is None:
+            shape = reps[era] = _shape(template, era).rep
+        known = sums.get(shape)
+        if known is None:
+            text = texts.get(shape.accessed)
+            if text is None:
+                text = texts[shape.accessed] = parameters_text(shape.parameters(record, index))
+            known = sums[shape] = shape.hasher.checksum_text(text)
+        return known
 
     return variant, checksum
 
@@ -227,7 +326,7 @@ def check_instance(job: JobDefinition, era: Era, checks: _Checks | None = None) 
     """
     legacy = not era.relaxed_checks
     if checks is None or checks.legacy != legacy:
-        checks = _Checks(job.data, job.engine, legacy)
+        checks = _Checks(job.data, job.engine, legacy, job.namespace)
     params = job.parameters or {}
     try:  # rendering the id comes first: its crashes (`{}`, undefined.attr) abort replay
         rendered_id = checks.value("id", params)
@@ -241,31 +340,35 @@ def check_instance(job: JobDefinition, era: Era, checks: _Checks | None = None) 
                 return f"reference to unknown parameter {param!r}"
     if checks.invariant_problem is not None:
         return checks.invariant_problem
+    # Static fields cannot fail to render: rendering the dynamic ones in field
+    # order raises exactly what rendering every field in order raises.
+    raw, engine = checks.raw, checks.engine
+    rendered = checks.base.copy()
+    rendered["id"] = rendered_id
     try:
-        rendered = {
-            name: rendered_id if name == "id" else checks.value(name, params)
-            for name in _RENDERED_FIELDS
-        }
-        plugin = rendered["plugin"]
-        if plugin == "manual" or legacy:
-            for name in _MANUAL_ONLY_FIELDS:
-                checks.value(name, params)
+        for name in checks.dynamic:
+            rendered[name] = render(raw[name], engine, params)
+        if rendered["plugin"] == "manual" or legacy:
+            for name in checks.manual_dynamic:
+                render(raw[name], engine, params)
     except MissingParam as exc:
         return str(exc)
     _remember(job, rendered, checks)
-    return _check_rendered(job, rendered)
+    return _check_rendered(job, rendered, checks)
 
 
 def _remember(job: JobDefinition, rendered: Mapping[str, Any], checks: _Checks) -> None:
     """Fill `job`'s cached properties from what the checks rendered.
 
     The id and plugin as rendered, and the relations of fields the template
-    does not have (empty): the solver asks every instance for them, and
-    computing them again would render every field once more.
+    does not have (empty, and so what pulls nothing): the solver asks every
+    instance for them, and computing them again would render every field once
+    more.
     """
     known = job.__dict__
     name = rendered["id"] if rendered["id"] is not None else rendered["name"]
-    known["partial_id"] = "" if name is None else str(name)
+    known["partial_id"] = partial_id = "" if name is None else str(name)
+    known["id"] = f"{job.namespace}::{partial_id}"
     if rendered["plugin"] is not None:
         known["plugin"] = str(rendered["plugin"])
     for field, cached in (("depends", "depends_ids"), ("after", "after_ids"),
@@ -278,6 +381,10 @@ def _remember(job: JobDefinition, rendered: Mapping[str, Any], checks: _Checks) 
             known["before_ids"] = ()
     if rendered["requires"] is None and rendered["imports"] is None:
         known["_requires"] = ((), None)
+        known["resource_ids"] = ()
+        known["requires_error"] = None
+        if rendered["depends"] is None and rendered["after"] is None:
+            known["pull_edges"] = known["pull_ids"] = ()
     if checks.group_absent:
         known["group"] = None
 
@@ -293,7 +400,7 @@ def _shlex_problem(command: str) -> str | None:
     return None
 
 
-def _check_rendered(job: JobDefinition, rendered: Mapping[str, Any]) -> str | None:
+def _check_rendered(job: JobDefinition, rendered: Mapping[str, Any], checks: _Checks) -> str | None:
     plugin = rendered["plugin"]
     if plugin not in VALID_PLUGINS:
         return f"invalid plugin {plugin!r}"
@@ -307,20 +414,33 @@ def _check_rendered(job: JobDefinition, rendered: Mapping[str, Any]) -> str | No
     if rendered["user"] is not None and rendered["user"] != "root":
         return f"invalid user {rendered['user']!r}"
     if rendered["estimated_duration"] is not None:
-        duration = parse_duration(rendered["estimated_duration"])
-        if duration is None or duration <= 0:
-            return "estimated_duration must be > 0"
+        problem = checks.verdict("estimated_duration", rendered["estimated_duration"])
+        if problem is not None:
+            return problem
     if rendered["shell"] is not None and rendered["shell"] not in VALID_SHELLS:
         return f"invalid shell {rendered['shell']!r}"
     if "::" in job.partial_id:
         return "generated id contains '::'"
-    try:
-        parse_imports(rendered["imports"])
-        if rendered["requires"] is not None:
-            compile_program(rendered["requires"], job.namespace, rendered["imports"])
-    except ResourceProgramError as exc:
-        return f"bad requires/imports: {exc}"
-    return _check_siblings(rendered["siblings"])
+    problem = checks.verdict("requires", rendered["requires"], rendered["imports"])
+    if problem is not None:
+        return problem
+    return checks.verdict("siblings", rendered["siblings"])
+
+
+def _problem(kind: str, value: Any, extra: Any, checks: _Checks) -> str | None:
+    """One of the value checks of `_check_rendered` (pure: `_Checks.verdict` remembers it)."""
+    if kind == "estimated_duration":
+        duration = parse_duration(value)
+        return "estimated_duration must be > 0" if duration is None or duration <= 0 else None
+    if kind == "requires":
+        try:
+            parse_imports(extra)
+            if value is not None:
+                compile_program(value, checks.namespace, extra)
+        except ResourceProgramError as exc:
+            return f"bad requires/imports: {exc}"
+        return None
+    return _check_siblings(value)
 
 
 def _check_siblings(value: Any) -> str | None:

@@ -97,6 +97,7 @@ class JobDefinition(Unit):
         era_variant: EraVariant | None = None,
         era_checksum: EraChecksum | None = None,
         built_era: str | None = None,
+        era_checksums: dict[str, str] | None = None,
     ) -> None:
         super().__init__(data, namespace, origin, provider)
         self.parameters = parameters
@@ -105,7 +106,8 @@ class JobDefinition(Unit):
         # A faster `checksum_for` (same values) and the era `data` was built for.
         self._era_checksum = era_checksum
         self._built_era = built_era
-        self._era_checksums: dict[str, str] = {}
+        # Checksums by era, maybe shared with other instances of the same record.
+        self._era_checksums: dict[str, str] = {} if era_checksums is None else era_checksums
 
     @property
     def is_generated(self) -> bool:
@@ -285,12 +287,12 @@ class JobDefinition(Unit):
         """The ids of `pull_edges`, in order, without duplicates."""
         return tuple(dict.fromkeys(d for d, _ in self.pull_edges))
 
-    @property
+    @functools.cached_property
     def resource_ids(self) -> tuple[str, ...]:
         """Resource job ids named by `requires` (`imports` aliases resolved); () if broken."""
         return self._requires[0]
 
-    @property
+    @functools.cached_property
     def requires_error(self) -> str | None:
         """Why `requires`/`imports` cannot be compiled, or None.
 
@@ -347,17 +349,24 @@ class TemplateUnit(Unit):
         return value.partition("::")[0] if "::" in value else self.namespace
 
     def instantiate(
-        self, records: Sequence[Mapping[str, str]], era: str, strict: bool = False
+        self,
+        records: Sequence[Mapping[str, str]],
+        era: str,
+        strict: bool = False,
+        memo: dict[tuple[int, int], Any] | None = None,
     ) -> list[JobDefinition]:
         """The jobs this template makes from `records` under `era`'s rules.
 
         `strict` is current Checkbox's `strict_template_expansion` session flag: an
         invalid instance becomes an `InvalidJob` instead of being dropped.
-        Raises `TemplateError`/`ResourceProgramError` where PlainBox's replay crashes.
+        `memo`: an initially empty dict to pass to every call over the same
+        (unchanged) `records`, under several eras: their checksums are then
+        computed once. Raises `TemplateError`/`ResourceProgramError` where
+        PlainBox's replay crashes.
         """
         from resumed.providers.templates import instantiate
 
-        return instantiate(self, records, era, strict)
+        return instantiate(self, records, era, strict, memo)
 
 
 def parse_duration(value: Any) -> float | int | None:

@@ -79,7 +79,22 @@ def iter_gunzip(data: bytes, max_bytes: int, message: str = MSG_DECOMPRESS) -> I
 
 
 def gunzip_bounded(data: bytes, max_bytes: int, message: str = MSG_DECOMPRESS) -> bytes:
-    """Decompress ``data`` to at most ``max_bytes`` bytes (see :func:`iter_gunzip`)."""
+    """Decompress ``data`` to at most ``max_bytes`` bytes (see :func:`iter_gunzip`).
+
+    The usual blob, one valid gzip member and nothing after it, is decompressed
+    in one call (output still bounded); anything else, or any error, goes
+    through :func:`iter_gunzip` from the start, which gives the same bytes or
+    raises its error.
+    """
+    if data[:2] == _GZIP_MAGIC:
+        decomp = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            raw = decomp.decompress(data, max_bytes + 1)
+        except zlib.error:
+            pass
+        else:
+            if decomp.eof and not decomp.unused_data and len(raw) <= max_bytes:
+                return raw
     return b"".join(iter_gunzip(data, max_bytes, message))
 
 

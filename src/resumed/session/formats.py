@@ -16,6 +16,7 @@ import binascii
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 from resumed.session.errors import CorruptedSessionError, IncompatibleSessionError
@@ -209,26 +210,31 @@ def read_records(raws: list[Any]) -> tuple[IOLogRecord, ...]:
     fast path; any other goes through :func:`read_record`, so the errors, and
     which record raises first, are the same.
     """
+    items = iter(read_flat_records(raws))
+    return tuple(map(tuple.__new__, repeat(IOLogRecord), zip(items, items, items, strict=True)))
+
+
+def read_flat_records(raws: list[Any]) -> list[Any]:
+    """:func:`read_records` as one flat list: delay, stream name, data, delay, ..."""
     a2b = binascii.a2b_base64
-    make = tuple.__new__
-    records: list[IOLogRecord] = []
-    append = records.append
+    flat: list[Any] = []
     try:
         for raw in raws:
             if type(raw) is list and len(raw) == 3:
                 delay, stream, data = raw
                 if (type(delay) is float and delay >= 0.0 and type(data) is str
                         and (stream == "stdout" or stream == "stderr")):
-                    append(make(IOLogRecord, (delay, stream, a2b(data))))
+                    flat += delay, stream, a2b(data)
                     continue
-            append(read_record(raw))
+            flat += read_record(raw)
     except (binascii.Error, ValueError) as exc:
         raise CorruptedSessionError("Cannot decode io_log data") from exc
-    return tuple(records)
+    return flat
 
 
 #: Marks a missing key in :func:`read_result`'s fast path.
 _ABSENT = object()
+_ONLY_STR = frozenset({str})
 
 
 def read_result(raw: Any, location: str | None) -> JobResult:
@@ -236,18 +242,33 @@ def read_result(raw: Any, location: str | None) -> JobResult:
 
     A relative ``io_log_filename`` is joined with ``location`` when given.
     """
-    if type(raw) is dict and "io_log" in raw and "io_log_filename" not in raw:
-        # The usual shape, checked in one go; anything else takes the checks below.
-        outcome = raw.get("outcome", _ABSENT)
-        comments = raw.get("comments", _ABSENT)
-        return_code = raw.get("return_code", _ABSENT)
-        duration = raw.get("execution_duration", _ABSENT)
-        records = raw["io_log"]
+    if type(raw) is dict:
+        # The usual shapes, checked in one go; anything else takes the checks below.
+        get = raw.get
+        outcome = get("outcome", _ABSENT)
+        comments = get("comments", _ABSENT)
+        return_code = get("return_code", _ABSENT)
+        duration = get("execution_duration", _ABSENT)
         if ((outcome is None or (type(outcome) is str and outcome in OUTCOMES))
                 and (comments is None or type(comments) is str)
                 and (return_code is None or type(return_code) is int)
-                and (duration is None or type(duration) is float) and type(records) is list):
-            return MemoryJobResult(outcome, comments, return_code, duration, read_records(records))
+                and (duration is None or type(duration) is float)):
+            name = get("io_log_filename", _ABSENT)
+            if name is _ABSENT:
+                records = get("io_log", _ABSENT)
+                if type(records) is list:
+                    return MemoryJobResult.from_flat(
+                        outcome, comments, return_code, duration, read_flat_records(records))
+            elif type(name) is str:
+                if location is not None and not os.path.isabs(name):
+                    name = os.path.join(location, name)
+                # What DiskJobResult(...) makes, without its frozen field-by-field __init__.
+                result = object.__new__(DiskJobResult)
+                result.__dict__.update(
+                    outcome=outcome, comments=comments, return_code=return_code,
+                    execution_duration=duration, io_log_filename=name,
+                )
+                return result
     if not isinstance(raw, dict):
         raise CorruptedSessionError(f"Value of result is of incorrect type {type(raw).__name__}")
     outcome = _validate(raw, "outcome", str, True)
@@ -284,12 +305,14 @@ def read_document(doc: Any, location: str | None = None) -> SessionDocument:
     version = VERSIONS[metadata.format_version]
     session = _session_of(doc)
     jobs = _validate(session, "jobs", dict)
-    for job_id in jobs:
-        _validate(jobs, job_id, str)
+    if not _ONLY_STR.issuperset(map(type, jobs.values())):
+        for job_id in jobs:
+            _validate(jobs, job_id, str)
     raw_results = _validate(session, "results", dict)
     results: dict[str, list[JobResult]] = {}
-    for job_id in raw_results:
-        history = _validate(raw_results, job_id, list)
+    for job_id, history in raw_results.items():
+        if type(history) is not list:
+            history = _validate(raw_results, job_id, list)
         results[job_id] = [read_result(item, location) for item in history]
     desired = _str_list(_validate(session, "desired_job_list", list), "job id")
     mandatory: list[str] | None = None

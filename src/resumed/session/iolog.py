@@ -16,11 +16,12 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Iterator
+from itertools import repeat
 from typing import Any
 
 from resumed.session.envelope import iter_gunzip
 from resumed.session.errors import BrokenReferenceToExternalFile, CorruptedSessionError
-from resumed.session.formats import read_record
+from resumed.session.formats import read_flat_records, read_record
 from resumed.session.model import IOLogRecord
 
 logger = logging.getLogger(__name__)
@@ -94,22 +95,6 @@ def io_log_exists(filename: str, location: str | None) -> bool:
     return True
 
 
-def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Split a stream of chunks into lines, in time linear in the bytes."""
-    parts: list[bytes] = []
-    for chunk in chunks:
-        start = 0
-        while (newline := chunk.find(b"\n", start)) >= 0:
-            parts.append(chunk[start : newline + 1])
-            yield b"".join(parts)
-            parts.clear()
-            start = newline + 1
-        parts.append(chunk[start:])
-    tail = b"".join(parts)
-    if tail:
-        yield tail
-
-
 def iter_io_log(filename: str, location: str | None, max_bytes: int) -> Iterator[IOLogRecord]:
     """Yield the records of an io-log, one JSON ``[delay, stream, base64]`` per line.
 
@@ -144,23 +129,37 @@ _BATCH_LINES = 1024
 
 
 def _batches(chunks: Iterator[bytes]) -> Iterator[list[bytes]]:
-    """The non-blank lines of the io-log, in lists of up to ``_BATCH_LINES``.
+    r"""The non-blank lines of the io-log, in lists of about ``_BATCH_LINES``.
 
-    When reading fails, the lines read before are handed out first, so their
+    Lines are split at ``\n`` (kept off), chunk by chunk; a line running over
+    several chunks is joined once, so time stays linear in the bytes. When
+    reading fails, the complete lines read before are handed out first, so their
     records (and errors) come before the read error, as line by line.
     """
     batch: list[bytes] = []
+    parts: list[bytes] = []  # the line being read, when it spans chunks
     try:
-        for line in _lines(chunks):
-            if line.strip():
-                batch.append(line)
-                if len(batch) == _BATCH_LINES:
-                    yield batch
-                    batch = []
+        for chunk in chunks:
+            pieces = chunk.split(b"\n")
+            if len(pieces) == 1:
+                parts.append(chunk)
+                continue
+            if parts:
+                parts.append(pieces[0])
+                pieces[0] = b"".join(parts)
+                parts.clear()
+            parts.append(pieces.pop())
+            batch += [line for line in pieces if line.strip()]
+            if len(batch) >= _BATCH_LINES:
+                yield batch
+                batch = []
     except Exception:
         if batch:
             yield batch
         raise
+    tail = b"".join(parts)
+    if tail.strip():
+        batch.append(tail)
     if batch:
         yield batch
 
@@ -188,7 +187,18 @@ def _parse_batch(lines: list[bytes]) -> Iterable[Any]:
 def _records(filename: str, chunks: Iterator[bytes]) -> Iterator[IOLogRecord]:
     try:
         for batch in _batches(chunks):
-            for raw in _parse_batch(batch):
+            values = _parse_batch(batch)
+            if isinstance(values, list):
+                try:
+                    flat = read_flat_records(values)
+                except CorruptedSessionError:
+                    pass  # record by record below: the records before the bad one come first
+                else:
+                    items = iter(flat)
+                    records = zip(items, items, items, strict=True)
+                    yield from map(tuple.__new__, repeat(IOLogRecord), records)
+                    continue
+            for raw in values:
                 yield read_record(raw)
     except (ValueError, RecursionError) as exc:
         raise CorruptedSessionError(f"Cannot interpret io-log {filename!r}") from exc

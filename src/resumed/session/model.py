@@ -8,6 +8,7 @@ and are only referred to here (any object with an ``id`` attribute).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, NamedTuple
 
 #: Outcomes current Checkbox accepts in a session (``None`` is the hollow outcome).
@@ -58,14 +59,49 @@ class JobResult:
 
 @dataclass(frozen=True)
 class MemoryJobResult(JobResult):
-    """A result whose io-log records are stored inline in the session."""
+    """A result whose io-log records are stored inline in the session.
 
-    io_log: tuple[IOLogRecord, ...] = ()
+    A result read from a session keeps its records (validated and decoded) as
+    one flat list and builds ``io_log`` on first access (:meth:`from_flat`):
+    a resumed session then holds one object per result instead of one per
+    record. Both kinds compare, hash and print alike.
+    """
+
+    # A default factory leaves no class attribute: a missing io_log reaches __getattr__.
+    io_log: tuple[IOLogRecord, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_flat(
+        cls,
+        outcome: str | None,
+        comments: str | None,
+        return_code: int | None,
+        execution_duration: float | None,
+        flat: list[Any],
+    ) -> MemoryJobResult:
+        """The result whose records are ``flat``: delay, stream name, data, delay, ..."""
+        result = object.__new__(cls)
+        result.__dict__.update(
+            outcome=outcome, comments=comments, return_code=return_code,
+            execution_duration=execution_duration, _flat=flat,
+        )
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        flat = self.__dict__.get("_flat") if name == "io_log" else None
+        if flat is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        items = iter(flat)
+        records = zip(items, items, items, strict=True)
+        value = tuple(map(tuple.__new__, repeat(IOLogRecord), records))
+        self.__dict__["io_log"] = value
+        return value
 
     @property
     def io_log_records(self) -> int | None:
         """Number of stdout and stderr records stored inline."""
-        return len(self.io_log)
+        flat = self.__dict__.get("_flat")
+        return len(self.io_log) if flat is None else len(flat) // 3
 
     @property
     def is_hollow(self) -> bool:
@@ -109,7 +145,7 @@ class SessionMetaData:
     format_version: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class JobState:
     """A job of the session with its result history and its checksum as matched."""
 

@@ -1,14 +1,71 @@
 """Peek at a session: envelope, version and metadata only, never the results.
 
 This is what listing needs; a session whose results are broken still peeks.
+:func:`quick_peek` is a cheaper, provisional peek for start-up (see there).
 """
 
 from __future__ import annotations
 
-from resumed.session.envelope import DEFAULT_MAX_SESSION_BYTES, paused_gc, unpack_envelope
-from resumed.session.errors import IncompatibleSessionError
+import json
+import re
+
+from resumed.session.envelope import (
+    DEFAULT_MAX_SESSION_BYTES,
+    gunzip_bounded,
+    paused_gc,
+    unpack_envelope,
+)
+from resumed.session.errors import IncompatibleSessionError, SessionResumeError
 from resumed.session.formats import read_metadata, read_version
 from resumed.session.model import SessionMetaData
+
+_HEAD = '{"session":{'
+_META_KEY = '"metadata":'
+_TAIL = re.compile(r',"version":(0|[1-9][0-9]{0,8})\}\Z')
+_DECODER = json.JSONDecoder()
+
+
+def quick_peek(data: bytes, max_bytes: int = DEFAULT_MAX_SESSION_BYTES) -> SessionMetaData | None:
+    """Peek without parsing the whole JSON document; ``None`` when it cannot.
+
+    Checkbox writes compact JSON with sorted keys: ``{"session":{...},"version":N}``.
+    A quote inside a JSON string is always escaped, so in a document where the
+    strings ``"session"``, ``"metadata"`` and ``"version"`` each occur once,
+    those occurrences are the keys: the metadata object follows the one
+    ``"metadata":`` and the version ends the text. Only the metadata object is
+    parsed, so this costs the decompression and little more.
+
+    The answer is provisional: whenever :meth:`SessionPeekHelper.peek` succeeds
+    on ``data``, this returns the same metadata or ``None``; but it may also
+    succeed where the full peek fails (broken JSON outside the metadata), so a
+    caller must confirm it with a full peek or a resume. Any doubt and any
+    failure give ``None``: the full peek then has the authoritative answer.
+    """
+    try:
+        text = gunzip_bounded(bytes(data), max_bytes).decode("UTF-8")
+    except (SessionResumeError, UnicodeDecodeError):
+        return None
+    tail = _TAIL.search(text, len(text) - 20)
+    start = text.find('"metadata"')
+    if (
+        not text.startswith(_HEAD)
+        or tail is None
+        or not text.startswith(_META_KEY, start)
+        or not all(_once(text, key) for key in ('"session"', '"version"', '"metadata"'))
+    ):
+        return None
+    try:
+        metadata, _end = _DECODER.raw_decode(text, start + len(_META_KEY))
+        doc = {"version": int(tail.group(1)), "session": {"metadata": metadata}}
+        return read_metadata(doc)
+    except (ValueError, RecursionError, SessionResumeError):
+        return None
+
+
+def _once(text: str, key: str) -> bool:
+    """Whether ``key`` occurs exactly once in ``text``."""
+    first = text.find(key)
+    return first >= 0 and text.rfind(key) == first
 
 
 class SessionPeekHelper:

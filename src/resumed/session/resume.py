@@ -12,10 +12,12 @@ Every failure is a :class:`~resumed.session.errors.SessionResumeError`.
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import re
+import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -26,6 +28,7 @@ from resumed.providers.render import MissingParam
 from resumed.providers.resource import parse_resource_records
 from resumed.providers.siblings import make_siblings
 from resumed.providers.solver import solve_run_list
+from resumed.providers.templates import same_instances
 from resumed.providers.units import JobDefinition, TemplateUnit
 from resumed.session.envelope import DEFAULT_MAX_SESSION_BYTES, paused_gc, unpack_envelope
 from resumed.session.errors import (
@@ -53,6 +56,7 @@ FLAG_FILE_REFERENCE_CHECKS = "file-reference-checks"
 FLAG_REWRITE_LOG_PATHNAMES = "rewrite-log-pathnames"
 KNOWN_FLAGS = (FLAG_IGNORE_JOB_CHECKSUMS, FLAG_FILE_REFERENCE_CHECKS, FLAG_REWRITE_LOG_PATHNAMES)
 
+_OUTCOME = operator.attrgetter("outcome")
 _OLD_SESSION_PATH = re.compile(r".*/\.cache/plainbox/sessions/[^/]+")
 
 #: Checkbox's built-in providers that ship jobs (reference providers §1.6).
@@ -88,6 +92,125 @@ def _may_have_siblings(job: JobDefinition) -> bool:
     return "siblings" in data or "_siblings" in data or "also-after-suspend" in flags
 
 
+class _SiblingClashError(Exception):
+    """A sibling shares its id with a provider job: :class:`_UnitIndex` cannot be used."""
+
+
+class _UnitIndex:
+    """What indexing a list of units gives, before any session is looked at.
+
+    Provider-only work, done once per unit list (the daemon resumes many
+    sessions against one): the provider jobs after duplicate resolution, in
+    order, cut where the session matters (a job that may have siblings, whose
+    era the session picks; an id defined twice with different content, an
+    error only when the session refers to it), and the templates by resource.
+    """
+
+    def __init__(self, units: Sequence[Any]) -> None:
+        self.templates: dict[str, list[TemplateUnit]] = {}
+        first: dict[str, tuple[JobDefinition, str]] = {}
+        final: dict[str, JobDefinition] = {}
+        #: ("jobs", ids) | ("parent", job) | ("conflict", job id) | ("bad-template",
+        #: (template id, error)), in unit order (logged at every resume, as indexing does).
+        self.steps: list[tuple[str, Any]] = []
+        chunk: list[str] = []
+        for unit in units:
+            if isinstance(unit, TemplateUnit):
+                try:
+                    self.templates.setdefault(unit.resource_id, []).append(unit)
+                except ProvidersError as exc:
+                    self.steps.append(("jobs", chunk))
+                    self.steps.append(("bad-template", (unit.id, exc)))
+                    chunk = []
+                continue
+            if not isinstance(unit, JobDefinition):
+                continue
+            job_id = unit.id
+            known = first.get(job_id)
+            if known is None:
+                first[job_id] = (unit, unit.checksum)
+                final[job_id] = unit
+                chunk.append(job_id)
+                if _may_have_siblings(unit):
+                    self.steps.append(("jobs", chunk))
+                    self.steps.append(("parent", unit))
+                    chunk = []
+            elif known[1] == unit.checksum:
+                final[job_id] = unit
+            else:
+                self.steps.append(("jobs", chunk))
+                self.steps.append(("conflict", job_id))
+                chunk = []
+        self.steps.append(("jobs", chunk))
+        self.steps = [
+            (kind, (value, [final[i] for i in value], [first[i][1] for i in value]))
+            if kind == "jobs" else (kind, value)
+            for kind, value in self.steps if kind != "jobs" or value
+        ]
+        #: Every provider job id.
+        self.job_ids = frozenset(first)
+        self.unit_count = len(units)
+        #: Positions of each provider job id in ``units`` (None: other objects there).
+        self.positions: dict[str, list[int]] | None = {}
+        for position, unit in enumerate(units):
+            if isinstance(unit, JobDefinition):
+                self.positions.setdefault(unit.id, []).append(position)
+            elif not isinstance(unit, TemplateUnit):
+                self.positions = None
+                break
+
+    def kept_units(self, unit_list: list[Any], jobs: Mapping[str, Any]) -> list[Any]:
+        """``unit_list`` (these units, then generated ones) without the jobs not in ``jobs``.
+
+        Templates stay; a job stays when its id is in ``jobs``. Every provider
+        job id was in ``jobs`` before the discard step: only the (few)
+        discarded ids are looked up among the provider units.
+        """
+        count = self.unit_count
+        if self.positions is None:
+            head = [u for u in unit_list[:count] if isinstance(u, TemplateUnit) or u.id in jobs]
+        else:
+            gone = sorted(p for job_id in self.job_ids.difference(jobs)
+                          for p in self.positions[job_id])
+            head, start = [], 0
+            for position in gone:
+                head += unit_list[start:position]
+                start = position + 1
+            head += unit_list[start:count]
+        tail = [u for u in unit_list[count:] if isinstance(u, TemplateUnit) or u.id in jobs]
+        return head + tail
+
+
+#: Indexes of the last unit lists resumed against (the daemon keeps one provider set;
+#: a reload briefly has two). Keyed by the unit objects themselves, in order.
+_INDEXES: dict[tuple[Any, ...], _UnitIndex] = {}
+_INDEXES_KEPT = 2
+_INDEXES_LOCK = threading.Lock()
+
+
+def _unit_index(units: Sequence[Any]) -> _UnitIndex:
+    """The :class:`_UnitIndex` of ``units`` (the same unit objects in the same order)."""
+    key = tuple(units)
+    with _INDEXES_LOCK:
+        index = _INDEXES.get(key)
+        if index is None:
+            index = _UnitIndex(units)
+            while len(_INDEXES) >= _INDEXES_KEPT:
+                del _INDEXES[next(iter(_INDEXES))]
+            _INDEXES[key] = index
+    return index
+
+
+def prepare(job_list: Sequence[Any]) -> None:
+    """Do now the provider-only work the first resume against ``job_list`` would do.
+
+    Indexing the units (checksums, templates by resource, where sessions
+    decide): once per unit list, then shared by every resume against it. Call
+    it after loading providers; resume does it itself otherwise.
+    """
+    _unit_index(list(job_list))
+
+
 class _Resume:
     """The state of one resume run (internal; see :class:`SessionResumeHelper`)."""
 
@@ -116,13 +239,46 @@ class _Resume:
         self.rules: set[str] = set()
         self.template_era = CURRENT_ERA
         self.sibling_era = CURRENT_ERA
-        self._index_units(units)
+        #: Provider job ids a sibling must not have for :meth:`_use_index` to be exact.
+        self._provider_ids: frozenset[str] = frozenset()
+        self.index = _unit_index(self.unit_list)
+        try:
+            self._use_index(self.index)
+        except _SiblingClashError:
+            self.jobs, self.states, self.job_era, self.templates = {}, {}, {}, {}
+            self.unit_list = list(units)
+            self.sibling_era = CURRENT_ERA
+            self._provider_ids = frozenset()
+            self._index_units(units)
 
     # -- building the job map ------------------------------------------------
 
     def _referenced(self, job_id: str) -> bool:
         doc = self.doc
         return job_id in doc.jobs or job_id in doc.results or job_id in doc.desired_job_list
+
+    def _use_index(self, index: _UnitIndex) -> None:
+        """What :meth:`_index_units` does, from the provider-only :class:`_UnitIndex`."""
+        self.templates = index.templates
+        self._provider_ids = index.job_ids
+        jobs, states = self.jobs, self.states
+        for kind, value in index.steps:
+            if kind == "jobs":
+                ids, chunk, checksums = value
+                jobs.update(zip(ids, chunk, strict=True))
+                states.update(zip(ids, map(JobState, chunk, checksums), strict=True))
+            elif kind == "parent":
+                self._add_siblings(value)
+            elif kind == "bad-template":
+                logger.warning("ignoring template %s: %s", *value)
+            elif self._referenced(value):
+                raise IncompatibleJobError(
+                    f"Job {value!r} is defined twice with different content", [value]
+                )
+            else:
+                logger.warning(
+                    "job %s is defined twice with different content; keeping one", value)
+        self._provider_ids = frozenset()  # the replay adds jobs as _add_job does
 
     def _index_units(self, units: Sequence[Any]) -> None:
         for unit in units:
@@ -169,6 +325,8 @@ class _Resume:
         best = self._pick_era(siblings, era)
         if best != era:
             siblings = make_siblings(parent, best)
+        if not self._provider_ids.isdisjoint(sibling.id for sibling in siblings):
+            raise _SiblingClashError
         if any(sibling.id in self.doc.jobs for sibling in siblings):
             self.sibling_era = best
         for sibling in siblings:
@@ -180,6 +338,7 @@ class _Resume:
         records: list[dict[str, str]],
         era: str,
         jobs: list[JobDefinition],
+        memo: dict[tuple[int, int], Any],
     ) -> tuple[str, list[JobDefinition]]:
         """When no instance of ``era`` is in the session, the era whose instances match most.
 
@@ -190,7 +349,7 @@ class _Resume:
         for other in reversed(ERAS):
             if other == era:
                 continue
-            candidates = template.instantiate(records, other, self.strict)
+            candidates = template.instantiate(records, other, self.strict, memo)
             matched = sum(
                 self.doc.jobs.get(job.id) == job.checksum_for(other) for job in candidates
             )
@@ -220,13 +379,30 @@ class _Resume:
 
     def run(self) -> None:
         """Check and replay every job in ``jobs``; fail on mismatches and unknown ids."""
-        for job_id in self.doc.results:
-            if job_id not in self.doc.jobs:
-                raise CorruptedSessionError(f"Missing value for key {job_id!r}")
-        for job_id in sorted(self.doc.jobs):
-            self.queue.append(job_id)
-            while self.queue:
-                self._restore(self.queue.popleft())
+        queue, states, stored, results = self.queue, self.states, self.doc.jobs, self.doc.results
+        if not stored.keys() >= results.keys():
+            for job_id in results:
+                if job_id not in stored:
+                    raise CorruptedSessionError(f"Missing value for key {job_id!r}")
+        job_era = self.job_era
+        plain = FLAG_FILE_REFERENCE_CHECKS not in self.flags
+        for job_id in sorted(stored):
+            # _restore(job_id), inlined for the usual case: a known job whose
+            # checksum matches and whose results go straight into its history.
+            job_state = states.get(job_id)
+            if job_state is None or job_state.checksum != stored[job_id] or job_id in job_era:
+                self._restore(job_id)
+            else:
+                history = results.get(job_id)
+                if not history:
+                    pass
+                elif plain and job_state.job.plugin != "resource" and all(map(_OUTCOME, history)):
+                    # No hollow result (outcome None) and no resource to replay.
+                    job_state.result_history.extend(history)
+                else:
+                    self._replay_all(job_state, history)
+            while queue:
+                self._restore(queue.popleft())
         if self.incompatible:
             ids = sorted(set(self.incompatible))
             raise IncompatibleJobError(
@@ -241,8 +417,24 @@ class _Resume:
             self.pending.add(job_id)
             return
         self._check_checksum(job_state)
-        for result in self.doc.results.get(job_id, ()):
-            self._replay(job_state, self._checked_result(result))
+        history = self.doc.results.get(job_id)
+        if history:
+            self._replay_all(job_state, history)
+
+    def _replay_all(self, job_state: JobState, history: list[JobResult]) -> None:
+        """``_replay`` of each result of ``history`` (checked), in order."""
+        if FLAG_FILE_REFERENCE_CHECKS in self.flags:
+            for result in history:
+                self._replay(job_state, self._checked_result(result))
+            return
+        append = job_state.result_history.append
+        for result in history:
+            if result.outcome is None:
+                self._replay(job_state, result)
+                continue
+            append(result)  # not hollow: _replay's first step
+            if job_state.job.plugin == "resource":
+                self._replay_resource(job_state.job, result)
 
     def _check_checksum(self, job_state: JobState) -> None:
         job = job_state.job
@@ -280,6 +472,10 @@ class _Resume:
         job = job_state.job
         if job.plugin != "resource" or result.outcome is None:
             return
+        self._replay_resource(job, result)
+
+    def _replay_resource(self, job: JobDefinition, result: JobResult) -> None:
+        """A resource result: its records, and the jobs templates make from them."""
         records = parse_resource_records(self._stdout_records(result))
         self.resource_map[job.id] = records or [{}]
         if records and records != [{}]:
@@ -296,16 +492,47 @@ class _Resume:
     def _instantiate(self, resource_id: str, records: list[dict[str, str]]) -> None:
         for template in self.templates.get(resource_id, ()):
             era = self.template_era
-            jobs = template.instantiate(records, era, self.strict)
+            memo: dict[tuple[int, int], Any] = {}  # checksums shared by every era's instances
+            # `era`'s instances, or those of an era known to keep the same ones (same
+            # ids and per-era checksums), when the session seems to come from it.
+            built = self._same_instances_era(template, records, era, memo)
+            jobs = template.instantiate(records, built, self.strict, memo)
             if not any(job.id in self.doc.jobs for job in jobs):
-                era, jobs = self._other_era_instances(template, records, era, jobs)
+                if built != era:
+                    jobs = template.instantiate(records, era, self.strict, memo)
+                era, jobs = self._other_era_instances(template, records, era, jobs, memo)
+                built = era
             best = self._pick_era(jobs, era)
-            if best != era:
-                jobs = template.instantiate(records, best, self.strict)
+            if best != built:
+                jobs = template.instantiate(records, best, self.strict, memo)
             if any(job.id in self.doc.jobs for job in jobs):
                 self.template_era = best
             for job in jobs:
                 self._add_job(job, era=best)
+
+    def _same_instances_era(
+        self,
+        template: TemplateUnit,
+        records: list[dict[str, str]],
+        era: str,
+        memo: dict[tuple[int, int], Any],
+    ) -> str:
+        """An era whose instances stand for ``era``'s and likely match the session.
+
+        The first record's instance is checked against its stored checksum: when
+        another era gives it, and the template keeps the same instances under both
+        eras (:func:`same_instances`), that era's instances are built instead, and
+        ``era``'s only if the checksums pick it. Otherwise ``era``.
+        """
+        for job in template.instantiate(records[:1], era, self.strict, memo):
+            stored = self.doc.jobs.get(job.id)
+            if stored is None or job.checksum_for(era) == stored:
+                return era
+            for other in reversed(ERAS):
+                if (other != era and job.checksum_for(other) == stored
+                        and same_instances(template, era, other)):
+                    return other
+        return era
 
     # -- lists and discard -------------------------------------------------------
 
@@ -323,19 +550,23 @@ class _Resume:
             [self.jobs[i] for i in self.doc.desired_job_list],
         )
 
-    def solve(self, mandatory: list[Any], desired: list[Any]) -> list[Any]:
-        """The run list (mandatory jobs first, then the desired ones) via the solver."""
-        wanted = list(dict.fromkeys([job.id for job in mandatory] + [job.id for job in desired]))
-        run_list = solve_run_list(self.jobs, wanted)
+    def solve(self) -> tuple[list[Any], list[str]]:
+        """The run list (mandatory jobs first, then the desired ones) via the solver.
+
+        Returns the jobs and their ids; call after :meth:`job_lists` (unknown ids).
+        """
+        wanted = (self.doc.mandatory_job_list or []) + self.doc.desired_job_list
+        run_list = solve_run_list(self.jobs, list(dict.fromkeys(wanted)))
         for problem in run_list.problems:
             logger.debug("run list: %s", problem.message)
         for job_id, error in run_list.broken_requires.items():
             logger.warning("job %s has a broken requires program: %s", job_id, error)
-        return [self.jobs[job_id] for job_id in run_list]
+        return [self.jobs[job_id] for job_id in run_list], run_list
 
-    def retained_ids(self, run_list: list[Any]) -> set[str]:
+    def retained_ids(self, run_ids: list[str]) -> set[str]:
         """Ids kept by the discard step: run list, ``jobs`` map, defined rejected jobs."""
-        retain = {job.id for job in run_list} | set(self.doc.jobs)
+        retain = set(run_ids)
+        retain.update(self.doc.jobs)
         for job_id in self.doc.metadata.rejected_jobs or ():
             if job_id in self.jobs:
                 retain.add(job_id)
@@ -418,18 +649,17 @@ class SessionResumeHelper:
                 state = replacement
         run.run()
         mandatory, desired = run.job_lists()
-        run_list = run.solve(mandatory, desired)
-        qualifier = ResumeDiscardQualifier(run.retained_ids(run_list))
-        discarded = [job_id for job_id, job in run.jobs.items() if qualifier.get_simple_match(job)]
+        run_list, run_ids = run.solve()
+        retain = run.retained_ids(run_ids)
+        # ResumeDiscardQualifier(retain).get_simple_match(job) for each job (keyed by its id).
+        discarded = [job_id for job_id in run.jobs if job_id not in retain]
         for job_id in discarded:
             del run.jobs[job_id]
             del run.states[job_id]
             run.resource_map.pop(job_id, None)
         state.job_list = list(run.jobs.values())
         state.job_state_map = run.states
-        state.unit_list = [
-            unit for unit in run.unit_list if isinstance(unit, TemplateUnit) or unit.id in run.jobs
-        ]
+        state.unit_list = run.index.kept_units(run.unit_list, run.jobs)
         state.metadata = document.metadata
         state.format_version = document.version.number
         state.desired_job_list = desired

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from resumed import registry as registry_module
 from resumed import statefile
@@ -124,3 +126,14 @@ def test_removed_session_leaves_the_index_after_a_complete_scan(
     registry.scan()
     files = json.loads(index_path.read_bytes())["files"]
     assert [Path(p).parent.name for p in files] == ["s2.session"]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=10)
+
+
+@given(doc=st.dictionaries(st.text(), _JSON | st.dictionaries(st.text(), _JSON), max_size=4))
+def test_state_files_written_in_pieces_hold_the_one_piece_text(doc: dict[str, Any]) -> None:
+    assert statefile.dumps_in_pieces(doc) == json.dumps(doc, sort_keys=True, separators=(",", ":"))
