@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 
 from resumed.registry import Registry
 from resumed.session.errors import SessionResumeError
-from resumed.session.peek import SessionPeekHelper
+from resumed.session.model import SessionMetaData
+from resumed.session.peek import SessionPeekHelper, quick_peek
 from resumed.session.resume import SessionResumeHelper
 
 FUZZ = settings(
@@ -229,16 +230,25 @@ def gzip_mutations(draw: st.DrawFn, blob: bytes) -> bytes:
 
 
 def peek_and_resume(units: list[Any], location: Path, data: bytes) -> None:
-    """Peek and resume ``data``: success, or only a typed error with a valid reason."""
+    """Peek and resume ``data``: success, or only a typed error with a valid reason.
+
+    The start-up quick peek never raises, and where the full peek succeeds it
+    gives the same metadata or none.
+    """
+    quick = quick_peek(data, LIMIT)
     for action in (
         lambda: SessionPeekHelper(max_session_bytes=LIMIT).peek(data),
         lambda: SessionResumeHelper(units, None, str(location), LIMIT).resume(data),
     ):
         error = None
         try:
-            action()
+            result = action()
         except SessionResumeError as raised:
             error = raised
+        else:
+            if isinstance(result, SessionMetaData):
+                assert quick is None or repr(quick) == repr(result)
+                rs.count(f"fuzz quick peek: {'abstained' if quick is None else 'agreed'}")
         if error is not None:
             assert error.reason in rs.DISCARD_REASONS
             assert isinstance(error.message, str)
