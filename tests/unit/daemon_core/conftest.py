@@ -12,6 +12,7 @@ import pytest
 
 from resumed.bootinfo import BootInfo
 from resumed.config import Config
+from resumed.registry import Registry
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
 UNITS_PXU = SAMPLES / "units" / "synth-small.pxu"
@@ -118,3 +119,13 @@ def providers_with(tmp_path: Path) -> Callable[[Callable[[str], str]], Any]:
         return load_synth(tmp_path / f"providers-{next(counter)}", change(UNITS_PXU.read_text()))
 
     return load
+
+
+@pytest.fixture
+def registry_for(make_config: Callable[..., Config], providers: Any) -> Callable[..., Registry]:
+    """Build a registry over the test root with the synth providers (config overrides apply)."""
+
+    def make(boot: BootInfo = BOOT, **overrides: Any) -> Registry:
+        return Registry(make_config(**overrides), providers, boot)
+
+    return make

@@ -57,14 +57,6 @@ def kinds(changes: list[Any]) -> list[tuple[str, str]]:
     return [(c.kind, c.session_id) for c in changes]
 
 
-@pytest.fixture
-def registry_for(make_config: Callable[..., Config], providers: Any) -> Callable[..., Registry]:
-    def make(boot: BootInfo = BOOT, **overrides: Any) -> Registry:
-        return Registry(make_config(**overrides), providers, boot)
-
-    return make
-
-
 def test_dormant_session_is_listed_pending_then_resumed_and_settled(
     add_session: Callable[..., Path], registry_for: Callable[..., Registry]
 ) -> None:

@@ -14,20 +14,9 @@ from typing import Any
 import pytest
 
 from resumed import storage
-from resumed.config import Config
 from resumed.daemon import watch
 from resumed.daemon.app import PublishPlan, merge_snapshots
 from resumed.registry import Registry, SessionRecord
-
-from .conftest import BOOT
-
-
-@pytest.fixture
-def registry_for(make_config: Callable[..., Config], providers: Any) -> Callable[..., Registry]:
-    def make(**overrides: Any) -> Registry:
-        return Registry(make_config(**overrides), providers, BOOT)
-
-    return make
 
 
 def kinds(changes: list[Any]) -> list[tuple[str, str]]:

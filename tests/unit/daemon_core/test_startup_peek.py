@@ -12,13 +12,12 @@ from typing import Any
 import pytest
 
 from resumed import statefile
-from resumed.bootinfo import BootInfo
 from resumed.config import Config
 from resumed.registry import DiscardRecord, Registry
 from resumed.session.envelope import dumps_compact, unpack_envelope
 
-BOOT = BootInfo(boot_id="0000-this-boot", boot_time=1700000000.0)
-OLD = 1577836800.0
+from .conftest import BOOT
+from .conftest import OLD_MTIME as OLD
 
 
 def rewrite(directory: Path, change: Callable[[str], str]) -> None:
