@@ -226,14 +226,15 @@ def daemon_rows(quick: bool) -> Iterator[Row]:
     root1000 = generate.clone_sessions(data.session_dir, generate.bench_dir() / "root-1000", 1000)
     with daemon.private_bus() as address:
         firsts = []
-        for _ in range(3):  # each with an empty state directory (no peek index)
+        for _ in range(2):  # each with an empty state directory (no peek index)
             with daemon.run_daemon(address, [root100], data.provider_dir) as d:
                 firsts.append(d.ready_seconds)
-        first = statistics.median(firsts)
-        yield Row("daemon first start to READY=1 (100 dormant 500-job sessions)",
-                  seconds(first), "≤0.5 s", first <= 0.5)
         state = Path(tempfile.mkdtemp(prefix="resumed-bench-state-"))
         with daemon.run_daemon(address, [root100], data.provider_dir, state) as d:
+            firsts.append(d.ready_seconds)  # the third first start, kept for the restarts
+            first = statistics.median(firsts)
+            yield Row("daemon first start to READY=1 (100 dormant 500-job sessions)",
+                      seconds(first), "≤0.5 s", first <= 0.5)
             waited = d.wait_state("ready", 600)
             yield Row("daemon READY=1 to all 100 resumed", seconds(waited))
             rss, hwm = d.memory_kib()

@@ -731,7 +731,7 @@ class Registry:
         job_id = meta.running_job_name
         candidate = sfile.candidate
         session_path = candidate.session_path
-        next_path = candidate.directory / storage.NEXT_FILE
+        next_path = candidate.next_path
         with self._lock:
             # A settle this daemon began and did not finish (it was killed) counts as
             # "previous boot": the content check then repairs the record.

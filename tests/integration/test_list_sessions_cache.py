@@ -18,10 +18,9 @@ import pytest
 from gi.repository import Gio, GLib
 
 from resumed.daemon.bus import BusAdapter
-from resumed.daemon.names import session_object_path
+from resumed.daemon.names import BUS_NAME, session_object_path
 from resumed.registry import DiscardRecord, SessionRecord
 
-BUS_NAME = "org.resumed.Resume1"
 TIMEOUT = 30.0
 
 

@@ -453,13 +453,13 @@ class Daemon:
         self._published = {record.id: record for record in sessions}
         if state is not None and self.adapter.state != "reloading":
             self._set_state(state)
-            if state == "ready" and not self._stopping:
-                self._arm_rescan_timer()
         if ready:
             self._set_state(state or "scanning")
             self.notifier.ready(status)
         elif status is not None:
             self.notifier.status(status)
+        if state == "ready" and self.adapter.state == "ready":  # also after a reload's READY=1
+            self._arm_rescan_timer()
         return True
 
     # -- worker ----------------------------------------------------------------

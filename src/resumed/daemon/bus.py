@@ -194,6 +194,7 @@ def _array_reply(row_type: GLib.VariantType, rows: Sequence[GLib.Variant]) -> GL
 _VARDICT_ENTRY = GLib.VariantType.new("{sv}")
 _VARDICT = GLib.VariantType.new("a{sv}")
 _INTERFACES_ENTRY = GLib.VariantType.new("{sa{sv}}")
+_MANAGED_ENTRY = GLib.VariantType.new("{oa{sa{sv}}}")
 
 
 def vardict(values: dict[str, GLib.Variant]) -> GLib.Variant:
@@ -579,7 +580,7 @@ class BusAdapter:
     def _managed_objects(self) -> GLib.Variant:
         """Answer ObjectManager.GetManagedObjects."""
         return GLib.Variant.new_tuple(GLib.Variant.new_array(
-            GLib.VariantType.new("{oa{sa{sv}}}"), [
+            _MANAGED_ENTRY, [
                 GLib.Variant.new_dict_entry(
                     GLib.Variant.new_object_path(p.path),
                     session_interfaces_variant(p.record))

@@ -86,7 +86,8 @@ def compute_checksum(
 class ChecksumPrefix:
     """The hash state after a unit's data: instances sharing `data` only hash their parameters.
 
-    `ChecksumPrefix(data, ns).checksum(params) == compute_checksum(data, ns, params)`;
+    `ChecksumPrefix(data, ns).checksum_text(parameters_text(params))` equals
+    `compute_checksum(data, ns, params)`;
     template instances of one era share their data, so its canonical text is
     encoded and hashed once per template and era instead of once per instance.
     """
@@ -95,10 +96,6 @@ class ChecksumPrefix:
 
     def __init__(self, data: Mapping[str, Any], namespace: str | None) -> None:
         self._hash = hashlib.sha256(_data_text(data, namespace).encode("utf-8"))
-
-    def checksum(self, parameters: Mapping[str, Any] | None) -> str:
-        """The checksum of a unit with the prefix's data and `parameters`."""
-        return self.checksum_text(None if parameters is None else parameters_text(parameters))
 
     def checksum_text(self, text: str | None) -> str:
         """The checksum of a unit with the prefix's data and parameters of canonical `text`."""

@@ -66,14 +66,13 @@ def solve_run_list(jobs: Mapping[str, JobDefinition], desired: Sequence[str]) ->
     excluded: dict[str, DependencyProblem] = {}
     while True:
         pulled, problems, dropped = _pull(jobs, desired, excluded)
-        errors: dict[str, str] = {}
-        ordered, order_problems, cycle = _order(jobs, pulled, errors)
+        ordered, order_problems, cycle = _order(jobs, pulled)
         if cycle is None:
             break
         excluded[cycle.job_id] = cycle
     all_problems = list(excluded.values()) + problems + order_problems
     dropped = list(dict.fromkeys([*excluded, *dropped]))
-    broken = {i: errors[i] for i in ordered if i in errors}
+    broken = {i: e for i in ordered if (e := jobs[i].requires_error) is not None}
     return RunList(ordered, all_problems, dropped, broken)
 
 
@@ -173,13 +172,9 @@ def _post_order(
 
 
 def _order(
-    jobs: Mapping[str, JobDefinition], pulled: list[str], errors: dict[str, str]
+    jobs: Mapping[str, JobDefinition], pulled: list[str]
 ) -> tuple[list[str], list[DependencyProblem], DependencyProblem | None]:
-    """Order the pulled jobs with `before` and `group`; report the first ordering cycle.
-
-    Fills `errors` with the `requires_error` of every pulled job that has one
-    (read in the same pass over the jobs).
-    """
+    """Order the pulled jobs with `before` and `group`; report the first ordering cycle."""
     members = set(pulled)
     problems: list[DependencyProblem] = []
     before_refs: dict[str, list[str]] = {}
@@ -195,9 +190,6 @@ def _order(
         group = job.group
         if group is not None:
             groups.setdefault(group, []).append(job_id)
-        error = job.requires_error
-        if error is not None:
-            errors[job_id] = error
 
     def deps(job_id: str) -> Sequence[str]:
         # Everything a pulled job pulls is pulled too.

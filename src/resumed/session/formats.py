@@ -16,7 +16,6 @@ import binascii
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from itertools import repeat
 from typing import Any
 
 from resumed.session.errors import CorruptedSessionError, IncompatibleSessionError
@@ -27,6 +26,7 @@ from resumed.session.model import (
     JobResult,
     MemoryJobResult,
     SessionMetaData,
+    records_from_flat,
 )
 
 #: What each format version adds to the previous one (reference §1).
@@ -210,8 +210,7 @@ def read_records(raws: list[Any]) -> tuple[IOLogRecord, ...]:
     fast path; any other goes through :func:`read_record`, so the errors, and
     which record raises first, are the same.
     """
-    items = iter(read_flat_records(raws))
-    return tuple(map(tuple.__new__, repeat(IOLogRecord), zip(items, items, items, strict=True)))
+    return tuple(records_from_flat(read_flat_records(raws)))
 
 
 def read_flat_records(raws: list[Any]) -> list[Any]:

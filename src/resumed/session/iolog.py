@@ -16,13 +16,12 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Iterator
-from itertools import repeat
 from typing import Any
 
 from resumed.session.envelope import iter_gunzip
 from resumed.session.errors import BrokenReferenceToExternalFile, CorruptedSessionError
 from resumed.session.formats import read_flat_records, read_record
-from resumed.session.model import IOLogRecord
+from resumed.session.model import IOLogRecord, records_from_flat
 
 logger = logging.getLogger(__name__)
 
@@ -194,9 +193,7 @@ def _records(filename: str, chunks: Iterator[bytes]) -> Iterator[IOLogRecord]:
                 except CorruptedSessionError:
                     pass  # record by record below: the records before the bad one come first
                 else:
-                    items = iter(flat)
-                    records = zip(items, items, items, strict=True)
-                    yield from map(tuple.__new__, repeat(IOLogRecord), records)
+                    yield from records_from_flat(flat)
                     continue
             for raw in values:
                 yield read_record(raw)

@@ -7,6 +7,7 @@ and are only referred to here (any object with an ``id`` attribute).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any, NamedTuple
@@ -35,6 +36,12 @@ class IOLogRecord(NamedTuple):
     delay: float
     stream_name: str
     data: bytes
+
+
+def records_from_flat(flat: Iterable[Any]) -> Iterator[IOLogRecord]:
+    """The records of a flat list: delay, stream name, data, delay, ... (built in C)."""
+    items = iter(flat)
+    return map(tuple.__new__, repeat(IOLogRecord), zip(items, items, items, strict=True))
 
 
 @dataclass(frozen=True)
@@ -91,9 +98,7 @@ class MemoryJobResult(JobResult):
         flat = self.__dict__.get("_flat") if name == "io_log" else None
         if flat is None:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        items = iter(flat)
-        records = zip(items, items, items, strict=True)
-        value = tuple(map(tuple.__new__, repeat(IOLogRecord), records))
+        value = tuple(records_from_flat(flat))
         self.__dict__["io_log"] = value
         return value
 

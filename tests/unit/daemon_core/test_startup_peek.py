@@ -36,7 +36,7 @@ def _index_fresh_files(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def indexed_paths(config: Config) -> set[str]:
     """The session files the peek index on disk holds."""
-    path = config.state_dir / "peek-index.json"
+    path = config.state_dir / statefile.PEEK_INDEX_FILE
     return set(json.loads(path.read_text())["files"]) if path.exists() else set()
 
 

@@ -16,7 +16,8 @@ from resumed.session.errors import SessionResumeError
 from resumed.session.model import SessionMetaData
 from resumed.session.peek import SessionPeekHelper, quick_peek
 
-SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
+from .conftest import SAMPLES
+
 SAMPLE_FILES = sorted(
     SAMPLES / json.loads(p.read_text())["session_file"] for p in SAMPLES.glob("*/*.manifest.json"))
 

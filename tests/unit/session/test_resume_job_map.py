@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import logging
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,7 +89,7 @@ def test_provider_job_after_a_sibling_with_its_id_and_same_content_replaces_it(
 
 
 def test_each_session_decides_about_an_id_defined_twice(
-    make_doc: Any, make_provider: Any, tmp_path: Path
+    make_doc: Any, make_provider: Any
 ) -> None:
     first = make_provider(JOB_A + "\nid: b\nplugin: shell\ncommand: b\n")
     second = make_provider(JOB_A.replace("command: a", "command: a2"), name="com.example:u")
