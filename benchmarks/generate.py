@@ -10,6 +10,12 @@ results with histories (about 10% re-runs), io-logs inline (most) and on disk
 The session is written with ``SessionSuspendHelper7`` (the newest format
 PlainBox 1.18.1 reads, so both sides resume the same file).
 
+``io_logs="disk"`` writes the shape Checkbox 1.18.1's own runner leaves
+(``execution.py`` ``_run_command``): every result of a job that runs a command
+has its io-log on disk, manual results have none; the reference's "medium"
+session (reference §11, where PlainBox's 335 ms for 500 jobs was measured) is
+of that shape.
+
 Files go to ``$RESUMED_BENCH_DIR`` (default ``/var/cache/resumed-dev/bench``),
 outside the repository, and are reused while this file is unchanged.
 """
@@ -133,12 +139,17 @@ def write_record_gz(path: Path, records: list[IOLogRecord]) -> None:
             stream.write(json.dumps([record.delay, record.stream_name, data]) + "\n")
 
 
+#: Where results keep their io-logs: mostly inline, or on disk as Checkbox's runner does.
+IO_LOG_SHAPES = ("inline", "disk")
+
+
 @dataclass
 class _Builder:
     """Builds the results of one session."""
 
     session_dir: Path
     rng: random.Random
+    io_logs: str = "inline"
 
     def output(self, job_id: str) -> list[IOLogRecord]:
         lines = self.rng.randint(4, 14)
@@ -159,7 +170,7 @@ class _Builder:
             fields.update(return_code=None, comments="checked by hand")
             return MemoryJobResult(**fields)
         records = self.output(job.id)
-        if job.plugin == "shell" and self.rng.random() < 0.2:
+        if self.io_logs == "disk" or (job.plugin == "shell" and self.rng.random() < 0.2):
             return self.disk(job.id, serial, records, fields)
         return MemoryJobResult(**fields, io_log=tuple(records))
 
@@ -183,10 +194,11 @@ def load_units(provider_root: Path) -> list[Any]:
     return units
 
 
-def build_state(units: list[Any], n_jobs: int, session_dir: Path, seed: int) -> SessionState:
-    """The state of a run of ``n_jobs`` jobs interrupted by a reboot."""
+def build_state(units: list[Any], n_jobs: int, session_dir: Path, seed: int,
+                io_logs: str = "inline") -> SessionState:
+    """The state of a run of ``n_jobs`` jobs interrupted by a reboot (``io_logs``: a shape)."""
     rng = random.Random(seed)
-    builder = _Builder(session_dir, rng)
+    builder = _Builder(session_dir, rng, io_logs)
     jobs = {u.id: u for u in units if isinstance(u, JobDefinition)}
     template = next(u for u in units if isinstance(u, TemplateUnit))
     records = device_records(n_jobs // 10)
@@ -238,6 +250,8 @@ class Dataset:
     n_jobs: int
     provider_dir: Path
     session_dir: Path
+    #: One of :data:`IO_LOG_SHAPES`.
+    io_logs: str = "inline"
 
     @property
     def blob(self) -> bytes:
@@ -245,17 +259,25 @@ class Dataset:
         return (self.session_dir / "session").read_bytes()
 
 
-def generate(n_jobs: int, root: Path | None = None, seed: int = 1) -> Dataset:
-    """Write (or reuse) the ``n_jobs`` session and its provider under ``root``."""
-    base = (root or bench_dir()) / f"{generator_key()}-{n_jobs}"
-    dataset = Dataset(n_jobs, base / "providers", base / f"bench-{n_jobs}.session")
+def generate(n_jobs: int, root: Path | None = None, seed: int = 1,
+             io_logs: str = "inline") -> Dataset:
+    """Write (or reuse) the ``n_jobs`` session and its provider under ``root``.
+
+    ``io_logs`` is one of :data:`IO_LOG_SHAPES`.
+    """
+    if io_logs not in IO_LOG_SHAPES:
+        raise ValueError(f"io_logs must be one of {IO_LOG_SHAPES}, not {io_logs!r}")
+    suffix = "" if io_logs == "inline" else f"-{io_logs}"
+    base = (root or bench_dir()) / f"{generator_key()}-{n_jobs}{suffix}"
+    dataset = Dataset(n_jobs, base / "providers", base / f"bench-{n_jobs}.session", io_logs)
     if (base / "done").exists():
         return dataset
     shutil.rmtree(base, ignore_errors=True)
     write_provider(dataset.provider_dir, n_jobs)
     dataset.session_dir.mkdir(parents=True)
     (dataset.session_dir / "session-share").mkdir()
-    state = build_state(load_units(dataset.provider_dir), n_jobs, dataset.session_dir, seed)
+    state = build_state(load_units(dataset.provider_dir), n_jobs, dataset.session_dir, seed,
+                        io_logs)
     blob = SessionSuspendHelper7().suspend(state, str(dataset.session_dir))
     (dataset.session_dir / "session").write_bytes(blob)
     (base / "done").touch()

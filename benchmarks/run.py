@@ -33,7 +33,8 @@ from benchmarks import generate
 REPO = Path(__file__).resolve().parents[1]
 PLAINBOX_INSPECT = REPO / "tests" / "differential" / "plainbox_inspect.py"
 VENV_SCRIPT = REPO / "tools" / "checkbox-venv.sh"
-SIZES = (50, 500, 10_000, 50_000)
+#: (jobs, io-log shape) of each resume benchmark: see ``benchmarks.generate``.
+CASES = ((50, "inline"), (500, "inline"), (500, "disk"), (10_000, "inline"), (50_000, "inline"))
 
 
 @dataclass
@@ -97,7 +98,7 @@ def plainbox_resume(python: Path, data: generate.Dataset, runs: int) -> float | 
 
 
 def resume_rows(quick: bool) -> Iterator[Row]:
-    """Our resume vs the floor and vs PlainBox 1.18.1, per session size.
+    """Our resume vs the floor and vs PlainBox 1.18.1, per session (size, io-log shape).
 
     The provider line includes ``resume.prepare``: indexing the units for
     resume is provider-only work, done once per provider set (the daemon loads
@@ -106,15 +107,17 @@ def resume_rows(quick: bool) -> Iterator[Row]:
     from resumed.session.resume import SessionResumeHelper, prepare
 
     python = plainbox_python()
-    for n_jobs in SIZES:
-        data = generate.generate(n_jobs)
+    for n_jobs, io_logs in CASES:
+        data = generate.generate(n_jobs, io_logs=io_logs)
         blob = data.blob
+        name = case_name(data)
         units, load_seconds = load_job_list(data.provider_dir)
         start = time.perf_counter()
         prepare(units)
         load_seconds += time.perf_counter() - start
-        yield Row(f"load providers + resume index ({len(units)} units, {n_jobs} jobs)",
-                  seconds(load_seconds))
+        if io_logs == "inline":
+            yield Row(f"load providers + resume index ({len(units)} units, {n_jobs} jobs)",
+                      seconds(load_seconds))
         runs = 3 if quick or n_jobs >= 50_000 else 7
         location = str(data.session_dir)
         helper = SessionResumeHelper(units, None, location)
@@ -125,17 +128,24 @@ def resume_rows(quick: bool) -> Iterator[Row]:
         target, ok = "", None
         if n_jobs >= 10_000:
             target, ok = "≤2.5x floor", ratio <= 2.5
-        yield Row(f"resume {n_jobs} jobs ({size}), ours", seconds(ours),
+        yield Row(f"{name} ({size}), ours", seconds(ours),
                   *(("≤0.5 s", ours <= 0.5) if n_jobs == 10_000 else ()))
-        yield Row(f"resume {n_jobs} jobs, floor (gunzip+json.loads)", seconds(base))
-        yield Row(f"resume {n_jobs} jobs, ours / floor", f"{ratio:.2f}x", target, ok)
+        yield Row(f"{name}, floor (gunzip+json.loads)", seconds(base))
+        yield Row(f"{name}, ours / floor", f"{ratio:.2f}x", target, ok)
         yield from plainbox_rows(python, data, ours, quick)
+
+
+def case_name(data: generate.Dataset) -> str:
+    """How the table names the resume of ``data``."""
+    if data.io_logs == "disk":
+        return f"resume {data.n_jobs} jobs, io-logs on disk (Checkbox's runner)"
+    return f"resume {data.n_jobs} jobs"
 
 
 def plainbox_rows(python: Path | str, data: generate.Dataset, ours: float,
                   quick: bool) -> Iterator[Row]:
     """PlainBox 1.18.1's resume of the same file, and how much faster we are."""
-    name = f"resume {data.n_jobs} jobs, PlainBox 1.18.1"
+    name = f"{case_name(data)}, PlainBox 1.18.1"
     if data.n_jobs >= 50_000:
         yield Row(name, "skipped (hours: quadratic resume)")
         return
@@ -151,7 +161,7 @@ def plainbox_rows(python: Path | str, data: generate.Dataset, ours: float,
         return
     yield Row(name, seconds(theirs))
     target, ok = ("≥30x", theirs / ours >= 30) if data.n_jobs == 500 else ("", None)
-    yield Row(f"resume {data.n_jobs} jobs, PlainBox / ours", f"{theirs / ours:.0f}x", target, ok)
+    yield Row(f"{case_name(data)}, PlainBox / ours", f"{theirs / ours:.0f}x", target, ok)
 
 
 def peek_rows(count: int) -> Iterator[Row]:
@@ -290,6 +300,9 @@ def bus_rows(daemon: Any, address: str, root: Path, big: generate.Dataset,
         p50, p99 = daemon.percentiles(daemon.floor_round_trips(address, 1000, count))
         yield Row("floor: the same 1000-row reply from a trivial Gio service, p50 / p99",
                   f"{seconds(p50)} / {seconds(p99)}")
+        p50, p99 = daemon.percentiles(daemon.raw_floor_round_trips(address, 1000, count))
+        yield Row("floor: the same reply pre-serialized, sent by a raw-socket responder "
+                  "(no per-call serialization), p50 / p99", f"{seconds(p50)} / {seconds(p99)}")
         shutil.copytree(big.session_dir, extra / "big.session")
         d.call(ROOT_PATH, MANAGER_INTERFACE, "Rescan")
         for name, call in (("ListSessions", list_sessions), ("GetJobResults", job_results)):

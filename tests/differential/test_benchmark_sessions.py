@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 
-@pytest.mark.parametrize("n_jobs", [50, 500])
+@pytest.mark.parametrize(("n_jobs", "io_logs"), [(50, "inline"), (500, "inline"), (500, "disk")])
 def test_benchmark_session_resumes_the_same_in_plainbox_and_ours(
-    plainbox: Any, ours: Any, tmp_path: Path, n_jobs: int
+    plainbox: Any, ours: Any, tmp_path: Path, n_jobs: int, io_logs: str
 ) -> None:
     """A generated benchmark session: same jobs, results, lists and discards."""
     generate = importlib.import_module("benchmarks.generate")
-    data = generate.generate(n_jobs, root=tmp_path)
+    data = generate.generate(n_jobs, root=tmp_path, io_logs=io_logs)
     theirs = plainbox.inspect(data.session_dir, [data.provider_dir])
     mine = ours(data.session_dir, [data.provider_dir])
     assert theirs["ok"], (theirs, mine)
