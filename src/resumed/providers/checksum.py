@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 _DUMPS = json.JSONEncoder(separators=(",", ":")).encode
+#: How `_DUMPS` writes a string (ensure_ascii: the C function the encoder itself uses).
+_STRING_TEXT = json.encoder.encode_basestring_ascii
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,5 +108,22 @@ class ChecksumPrefix:
 
 
 def parameters_text(parameters: Mapping[str, Any]) -> str:
-    """The canonical text of a unit's parameters (what follows its data in the hash)."""
-    return _DUMPS(dict(sorted(parameters.items())))
+    """The canonical text of a unit's parameters (what follows its data in the hash).
+
+    Parameters are resource record fields (strings) and `__index__` (an int):
+    those are written here directly, as `_DUMPS` writes them; any other value
+    goes through `_DUMPS`.
+    """
+    items = sorted(parameters.items())
+    parts = []
+    for key, value in items:
+        if type(value) is str:
+            text = _STRING_TEXT(value)
+        elif type(value) is int:
+            text = int.__repr__(value)
+        else:
+            return _DUMPS(dict(items))
+        if type(key) is not str:
+            return _DUMPS(dict(items))
+        parts.append(_STRING_TEXT(key) + ":" + text)
+    return "{" + ",".join(parts) + "}"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -236,10 +235,21 @@ _ABSENT = object()
 _ONLY_STR = frozenset({str})
 
 
-def read_result(raw: Any, location: str | None) -> JobResult:
+def directory_prefix(location: str | None) -> str | None:
+    """What :func:`read_result` puts before a relative io-log name: ``location`` and a ``/``.
+
+    ``prefix + name`` is ``os.path.join(location, name)`` for any relative ``name``.
+    """
+    if location is None or location == "" or location.endswith("/"):
+        return location
+    return location + "/"
+
+
+def read_result(raw: Any, prefix: str | None) -> JobResult:
     """Validate one stored result and build a memory or disk result.
 
-    A relative ``io_log_filename`` is joined with ``location`` when given.
+    A relative ``io_log_filename`` is joined with the session location
+    (``prefix``, from :func:`directory_prefix`) when given.
     """
     if type(raw) is dict:
         # The usual shapes, checked in one go; anything else takes the checks below.
@@ -259,8 +269,8 @@ def read_result(raw: Any, location: str | None) -> JobResult:
                     return MemoryJobResult.from_flat(
                         outcome, comments, return_code, duration, read_flat_records(records))
             elif type(name) is str:
-                if location is not None and not os.path.isabs(name):
-                    name = os.path.join(location, name)
+                if prefix is not None and name[:1] != "/":
+                    name = prefix + name
                 # What DiskJobResult(...) makes, without its frozen field-by-field __init__.
                 result = object.__new__(DiskJobResult)
                 result.__dict__.update(
@@ -278,8 +288,8 @@ def read_result(raw: Any, location: str | None) -> JobResult:
     duration = _validate(raw, "execution_duration", float, True)
     if "io_log_filename" in raw:
         name = _validate(raw, "io_log_filename", str)
-        if location is not None and not os.path.isabs(name):
-            name = os.path.join(location, name)
+        if prefix is not None and name[:1] != "/":
+            name = prefix + name
         return DiskJobResult(outcome, comments, return_code, duration, name)
     records = _validate(raw, "io_log", list)
     return MemoryJobResult(outcome, comments, return_code, duration, read_records(records))
@@ -309,10 +319,11 @@ def read_document(doc: Any, location: str | None = None) -> SessionDocument:
             _validate(jobs, job_id, str)
     raw_results = _validate(session, "results", dict)
     results: dict[str, list[JobResult]] = {}
+    prefix = directory_prefix(location)
     for job_id, history in raw_results.items():
         if type(history) is not list:
             history = _validate(raw_results, job_id, list)
-        results[job_id] = [read_result(item, location) for item in history]
+        results[job_id] = [read_result(item, prefix) for item in history]
     desired = _str_list(_validate(session, "desired_job_list", list), "job id")
     mandatory: list[str] | None = None
     if version.has("mandatory_job_list"):

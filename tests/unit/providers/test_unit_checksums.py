@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from resumed.providers.checksum import ERA_DESCRIPTIONS, ERAS, compute_checksum
+from resumed.providers.checksum import ERA_DESCRIPTIONS, ERAS, compute_checksum, parameters_text
 from resumed.providers.errors import UnitParseError
 from resumed.providers.resource import parse_resource_records
 from resumed.providers.rfc822 import load_pxu_file
@@ -185,3 +188,21 @@ def test_broken_siblings_json_is_a_typed_error() -> None:
 
     with pytest.raises(SiblingError):
         make_siblings(_parent(id="x", siblings="[{"), "legacy")
+
+
+_PARAMETER_VALUES = st.one_of(
+    st.text(), st.integers(), st.booleans(), st.none(), st.floats(allow_nan=False),
+    st.lists(st.text(), max_size=2),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(st.one_of(st.text(), st.just("__index__")), _PARAMETER_VALUES, max_size=6))
+def test_parameters_hash_as_their_json_whatever_the_values(parameters: dict[str, Any]) -> None:
+    """Parameters (record strings, `__index__`, anything else) hash as PlainBox encodes them."""
+    expected = json.dumps(dict(sorted(parameters.items())), separators=(",", ":"))
+    assert parameters_text(parameters) == expected
+    data = {"id": "x", "plugin": "shell"}
+    assert compute_checksum(data, NS, parameters) == hashlib.sha256(
+        (json.dumps({**dict(sorted(data.items())), "namespace": NS}, separators=(",", ":"))
+         + expected).encode()).hexdigest()

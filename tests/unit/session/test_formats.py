@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -229,6 +230,21 @@ def test_relative_io_log_filename_is_joined_with_the_location(make_doc: Any) -> 
     assert isinstance(disk, DiskJobResult)
     assert disk.io_log_filename == "/s/a.session/io-logs/x.record.gz"
     assert disk.io_log_records is None
+
+
+@pytest.mark.parametrize("location", ["/s/a.session", "/s/a.session/", "/", "", "rel/dir"])
+@pytest.mark.parametrize("name", ["io-logs/x.record.gz", "", "x", "/abs/x.record.gz", "//x"])
+@pytest.mark.parametrize("return_code", [0, True])  # True (a bool) takes the checked path
+def test_io_log_filename_is_resolved_like_os_path_join(
+    make_doc: Any, location: str, name: str, return_code: Any
+) -> None:
+    result = {k: v for k, v in GOOD_RESULT.items() if k != "io_log"}
+    result.update(io_log_filename=name, return_code=return_code)
+    (disk,) = read_document(with_result(make_doc, result), location=location).results[JOB]
+    assert isinstance(disk, DiskJobResult)
+    assert disk.return_code == return_code
+    # PlainBox joins with os.path.join; the reader must give exactly that.
+    assert disk.io_log_filename == os.path.join(location, name)  # noqa: PTH118
 
 
 def test_memory_result_counts_its_records(make_doc: Any) -> None:
