@@ -104,8 +104,10 @@ def iter_io_log(filename: str, location: str | None, max_bytes: int) -> Iterator
     """
     fd = _open_inside(filename, location)
     try:
-        with os.fdopen(fd, "rb") as stream:
-            compressed = stream.read(max_bytes + 1)
+        try:
+            compressed = _read_at_most(fd, max_bytes + 1)
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise BrokenReferenceToExternalFile(
             f"Cannot read io-log {filename!r}: {exc.strerror}"
@@ -117,11 +119,33 @@ def iter_io_log(filename: str, location: str | None, max_bytes: int) -> Iterator
     )
 
 
+#: Bytes asked for by one ``read`` (asking for more allocates them all first).
+_READ_CHUNK = 64 * 1024
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    """The bytes of ``fd`` up to its end or to ``limit`` bytes, whichever is first."""
+    chunks = []
+    left = limit
+    while left > 0:
+        chunk = os.read(fd, min(left, _READ_CHUNK))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
 #: A line holding one record of the usual shape and nothing that could join it
 #: to another line (no nesting, quotes or brackets inside the strings).
 _PLAIN_LINE = re.compile(
     rb'\s*\[\s*-?[0-9][0-9.eE+-]*\s*,\s*"std(?:out|err)"\s*,\s*"[A-Za-z0-9+/=]*"\s*\]\s*'
 )
+
+#: Bytes that never delimit a JSON value: those of numbers, literals and base64.
+_TOKEN_BYTES = b"+-./0123456789=ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+#: A line as ``json.dumps`` writes a record, then ``\n``, without `_TOKEN_BYTES`.
+_DUMPED_SHAPE = b'[, "", ""]\n'
 
 #: Lines parsed by one ``json.loads`` call (bounds the memory of a batch).
 _BATCH_LINES = 1024
@@ -169,10 +193,14 @@ def _parse_batch(lines: list[bytes]) -> Iterable[Any]:
     A plain line is one self-contained JSON value, so parsing the lines joined
     as one array gives the same values; otherwise (or when that fails) each line
     is parsed on its own, lazily, so errors and their order are exactly those
-    of the per-line parse.
+    of the per-line parse. A line that leaves `_DUMPED_SHAPE` without its token
+    bytes is ``[A, "B", "C"]`` with no quote, backslash, bracket or space in A,
+    B or C: plain (the usual shape, checked for all lines in one go); any other
+    line is checked against `_PLAIN_LINE`.
     """
     plain = _PLAIN_LINE.fullmatch
-    if all(plain(line) for line in lines):
+    shape = b"\n".join([*lines, b""]).translate(None, _TOKEN_BYTES)
+    if shape == _DUMPED_SHAPE * len(lines) or all(plain(line) for line in lines):
         try:
             values = json.loads(b"[" + b",".join(lines) + b"]")
         except ValueError:
