@@ -357,15 +357,24 @@ class _Resume:
                 best = (matched, other, candidates)
         return best[1], best[2]
 
-    def _pick_era(self, jobs: Sequence[JobDefinition], preferred: str) -> str:
+    def _pick_era(
+        self, jobs: Sequence[JobDefinition], preferred: str, hint: str | None = None
+    ) -> str:
         """The era whose rule matches the stored checksums of ``jobs`` best.
 
         ``preferred`` wins when nothing is stored or it matches everything stored;
         otherwise the newest era with the fewest mismatches and most matches.
+        ``hint``, an era likely to match everything, only makes that faster: when
+        it does, the answer is the newest era that does, and an era that does
+        not is known at its first mismatch.
         """
         listed = [(job, self.doc.jobs[job.id]) for job in jobs if job.id in self.doc.jobs]
         if all(job.checksum_for(preferred) == stored for job, stored in listed):
             return preferred
+        if hint is not None and all(job.checksum_for(hint) == stored for job, stored in listed):
+            for era in reversed(ERAS):
+                if era == hint or all(job.checksum_for(era) == stored for job, stored in listed):
+                    return era
         best: tuple[int, int] | None = None
         best_era = preferred
         for era in reversed(ERAS):
@@ -451,6 +460,8 @@ class _Resume:
     def _note_rule(self, job: JobDefinition, stored: str) -> None:
         """Record the earliest era whose rule gives ``stored``, if the eras disagree."""
         first = next(i for i, era in enumerate(ERAS) if job.checksum_for(era) == stored)
+        if ERAS[first] in self.rules:
+            return  # known already: the other eras' checksums need not be computed
         if first > 0 or any(job.checksum_for(era) != stored for era in ERAS[1:]):
             self.rules.add(ERAS[first])
 
@@ -502,7 +513,7 @@ class _Resume:
                     jobs = template.instantiate(records, era, self.strict, memo)
                 era, jobs = self._other_era_instances(template, records, era, jobs, memo)
                 built = era
-            best = self._pick_era(jobs, era)
+            best = self._pick_era(jobs, era, built)
             if best != built:
                 jobs = template.instantiate(records, best, self.strict, memo)
             if any(job.id in self.doc.jobs for job in jobs):
