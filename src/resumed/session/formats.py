@@ -122,7 +122,13 @@ def _validate(
     return value
 
 
+#: The types of a list of nothing but plain strings (what JSON gives).
+_ONLY_STR = frozenset({str})
+
+
 def _str_list(values: list[Any], what: str) -> list[str]:
+    if _ONLY_STR.issuperset(map(type, values)):
+        return values
     for value in values:
         if not isinstance(value, str):
             raise CorruptedSessionError(f"Each {what} must be a string")
@@ -232,7 +238,6 @@ def read_flat_records(raws: list[Any]) -> list[Any]:
 
 #: Marks a missing key in :func:`read_result`'s fast path.
 _ABSENT = object()
-_ONLY_STR = frozenset({str})
 
 
 def directory_prefix(location: str | None) -> str | None:
