@@ -167,7 +167,7 @@ def plainbox_rows(python: Path | str, data: generate.Dataset, ours: float,
         return
     yield Row(name, seconds(theirs))
     target, ok = ("≥30x", theirs / ours >= 30) if data.n_jobs == 500 else ("", None)
-    yield Row(f"{case_name(data)}, PlainBox / ours", f"{theirs / ours:.0f}x", target, ok)
+    yield Row(f"{case_name(data)}, PlainBox / ours", f"{theirs / ours:.1f}x", target, ok)
 
 
 def peek_rows(count: int) -> Iterator[Row]:
