@@ -9,6 +9,7 @@ checks are dropped, or kept as `InvalidJob` under strict template expansion.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -156,6 +157,28 @@ class _Checks:
         self.manual_dynamic = [name for name in _MANUAL_ONLY_FIELDS
                                if self.static[name] is _DYNAMIC]
         self._verdicts: dict[tuple[Any, ...], str | None] = {}
+        #: The cached properties `_remember` fills besides the id, when the same
+        #: for every instance (no field they come from uses a parameter).
+        self.relations: dict[str, Any] | None = None
+        if all(self.static[name] is not _DYNAMIC for name in _RELATION_FIELDS):
+            self.relations = _relations(self.base, self)
+        #: Whether `_check_rendered` can take the verdicts on static fields from here.
+        self.static_checked = all(self.static[name] is not _DYNAMIC for name in _CHECKED_FIELDS)
+
+    @functools.cached_property
+    def plugin_problem(self) -> str | None:
+        """`_plugin_problem` of the static fields."""
+        return _plugin_problem(self.base)
+
+    @functools.cached_property
+    def value_problem(self) -> str | None:
+        """`_value_problem` of the static fields."""
+        return _value_problem(self.base, self)
+
+    @functools.cached_property
+    def relation_problem(self) -> str | None:
+        """`_relation_problem` of the static fields."""
+        return _relation_problem(self.base, self)
 
     def verdict(self, kind: str, value: Any, extra: Any = None) -> str | None:
         """`_problem(kind, value, extra)`, remembered for hashable (mostly static) values."""
@@ -363,12 +386,25 @@ def _remember(job: JobDefinition, rendered: Mapping[str, Any], checks: _Checks) 
     The id and plugin as rendered, and the relations of fields the template
     does not have (empty, and so what pulls nothing): the solver asks every
     instance for them, and computing them again would render every field once
-    more.
+    more. What does not depend on the parameters is worked out once per
+    template (`_Checks.relations`).
     """
     known = job.__dict__
     name = rendered["id"] if rendered["id"] is not None else rendered["name"]
     known["partial_id"] = partial_id = "" if name is None else str(name)
     known["id"] = f"{job.namespace}::{partial_id}"
+    relations = checks.relations
+    known.update(_relations(rendered, checks) if relations is None else relations)
+
+
+#: The rendered fields `_relations` reads.
+_RELATION_FIELDS = ("plugin", "depends", "after", "salvages", "flags", "before", "requires",
+                    "imports")
+
+
+def _relations(rendered: Mapping[str, Any], checks: _Checks) -> dict[str, Any]:
+    """The cached properties `_remember` fills besides the id (see there)."""
+    known: dict[str, Any] = {}
     if rendered["plugin"] is not None:
         known["plugin"] = str(rendered["plugin"])
     for field, cached in (("depends", "depends_ids"), ("after", "after_ids"),
@@ -387,6 +423,7 @@ def _remember(job: JobDefinition, rendered: Mapping[str, Any], checks: _Checks) 
             known["pull_edges"] = known["pull_ids"] = ()
     if checks.group_absent:
         known["group"] = None
+    return known
 
 
 def _shlex_problem(command: str) -> str | None:
@@ -401,16 +438,45 @@ def _shlex_problem(command: str) -> str | None:
 
 
 def _check_rendered(job: JobDefinition, rendered: Mapping[str, Any], checks: _Checks) -> str | None:
+    """Why PlainBox rejects the rendered instance (its checks, in its order), or None.
+
+    When every field checked but `command` and the id is static, the verdicts
+    on those fields are the template's (`_Checks`), each worked out once, when
+    first reached.
+    """
+    static = checks.static_checked
+    problem = checks.plugin_problem if static else _plugin_problem(rendered)
+    if problem is None:
+        problem = _command_problem(rendered)
+    if problem is None:
+        problem = checks.value_problem if static else _value_problem(rendered, checks)
+    if problem is None and "::" in job.partial_id:
+        problem = "generated id contains '::'"
+    if problem is None:
+        problem = checks.relation_problem if static else _relation_problem(rendered, checks)
+    return problem
+
+
+#: The rendered fields `_check_rendered` reads, besides `command` and the id.
+_CHECKED_FIELDS = ("plugin", "user", "estimated_duration", "shell", "requires", "imports",
+                   "siblings")
+
+
+def _plugin_problem(rendered: Mapping[str, Any]) -> str | None:
     plugin = rendered["plugin"]
-    if plugin not in VALID_PLUGINS:
-        return f"invalid plugin {plugin!r}"
+    return None if plugin in VALID_PLUGINS else f"invalid plugin {plugin!r}"
+
+
+def _command_problem(rendered: Mapping[str, Any]) -> str | None:
     command = rendered["command"]
-    if command is None and plugin != "manual":
+    if command is None and rendered["plugin"] != "manual":
         return "command is required"
     if isinstance(command, str):
-        problem = _shlex_problem(command)
-        if problem is not None:
-            return problem
+        return _shlex_problem(command)
+    return None
+
+
+def _value_problem(rendered: Mapping[str, Any], checks: _Checks) -> str | None:
     if rendered["user"] is not None and rendered["user"] != "root":
         return f"invalid user {rendered['user']!r}"
     if rendered["estimated_duration"] is not None:
@@ -419,8 +485,10 @@ def _check_rendered(job: JobDefinition, rendered: Mapping[str, Any], checks: _Ch
             return problem
     if rendered["shell"] is not None and rendered["shell"] not in VALID_SHELLS:
         return f"invalid shell {rendered['shell']!r}"
-    if "::" in job.partial_id:
-        return "generated id contains '::'"
+    return None
+
+
+def _relation_problem(rendered: Mapping[str, Any], checks: _Checks) -> str | None:
     problem = checks.verdict("requires", rendered["requires"], rendered["imports"])
     if problem is not None:
         return problem
