@@ -36,6 +36,19 @@ def root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def second_root(tmp_path: Path) -> Path:
+    """Another empty session root, listed after ``root``."""
+    path = tmp_path / "second"
+    path.mkdir()
+    return path
+
+
+def kinds(changes: list[Any]) -> list[tuple[str, str]]:
+    """The (kind, session id) of registry changes, in order."""
+    return [(c.kind, c.session_id) for c in changes]
+
+
+@pytest.fixture
 def add_session(root: Path) -> Callable[..., Path]:
     """Copy a sample session into the root under ``session_id``; returns its directory."""
 

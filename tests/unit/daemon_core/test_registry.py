@@ -25,10 +25,11 @@ from resumed.registry import (
 )
 from resumed.session.envelope import unpack_envelope
 
+from .conftest import BOOT, kinds
+from .conftest import OLD_MTIME as OLD
+
 REBOOT = "com.example.synth::synth/reboot"
 AUDIO = "com.example.synth::synth/manual-audio"
-BOOT = BootInfo(boot_id="0000-this-boot", boot_time=1700000000.0)
-OLD = 1577836800.0
 
 
 def edit(directory: Path, change: Callable[[dict[str, Any]], None], mtime: float = OLD) -> None:
@@ -51,10 +52,6 @@ def resume_all(registry: Registry) -> list[Any]:
     for session_id in registry.pending_ids():
         changes += registry.resume_one(session_id)
     return changes
-
-
-def kinds(changes: list[Any]) -> list[tuple[str, str]]:
-    return [(c.kind, c.session_id) for c in changes]
 
 
 def test_dormant_session_is_listed_pending_then_resumed_and_settled(
@@ -355,10 +352,9 @@ def test_provider_change_moves_session_to_discard_and_back(
 
 def test_duplicate_id_in_a_later_root_is_discarded(
     add_session: Callable[..., Path], registry_for: Callable[..., Registry], root: Path,
-    tmp_path: Path,
+    second_root: Path,
 ) -> None:
-    second = tmp_path / "second"
-    second.mkdir()
+    second = second_root
     add_session("same")
     add_session("same", into=second)
     registry = registry_for(session_roots=(root, second))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,31 +17,28 @@ from resumed.daemon import watch
 from resumed.daemon.app import PublishPlan, merge_snapshots
 from resumed.registry import Registry, SessionRecord
 
-
-def kinds(changes: list[Any]) -> list[tuple[str, str]]:
-    return sorted((c.kind, c.session_id) for c in changes)
+from .conftest import kinds
 
 
 def test_event_rescan_sees_the_named_sessions_and_their_duplicates_in_other_roots(
     add_session: Callable[..., Path], registry_for: Callable[..., Registry], root: Path,
-    tmp_path: Path,
+    second_root: Path,
 ) -> None:
-    second = tmp_path / "second"
-    second.mkdir()
+    second = second_root
     registry = registry_for(session_roots=(root, second))
     add_session("quiet")
     registry.scan()
     add_session("other")  # no event names it: not seen by the rescan below
     late = add_session("twin", into=second)
-    assert kinds(registry.rescan_paths([late / "session"])) == [("added", "twin")]
+    assert sorted(kinds(registry.rescan_paths([late / "session"]))) == [("added", "twin")]
     first = add_session("twin")
     changes = registry.rescan_paths([first])
-    assert kinds(changes) == [("discarded", "twin"), ("updated", "twin")]
+    assert sorted(kinds(changes)) == [("discarded", "twin"), ("updated", "twin")]
     assert [r.id for r in registry.list_sessions()] == ["quiet", "twin"]
     assert registry.get("twin").location == str(first)  # type: ignore[union-attr]
     assert [(d.id, d.reason) for d in registry.list_discarded()] == [("twin", "duplicate-id")]
     late.rename(second / "gone.session.old")
-    assert kinds(registry.rescan_paths([late])) == [("removed", "twin")]
+    assert sorted(kinds(registry.rescan_paths([late]))) == [("removed", "twin")]
     assert registry.list_discarded() == []
     assert {r.id for r in registry.list_sessions()} == {"quiet", "twin"}
 
@@ -54,7 +50,8 @@ def test_event_naming_a_root_rescans_that_root_whole(
     registry.scan()
     add_session("one")
     add_session("two")
-    assert kinds(registry.rescan_paths([root.parent])) == [("added", "one"), ("added", "two")]
+    changes = registry.rescan_paths([root.parent])
+    assert sorted(kinds(changes)) == [("added", "one"), ("added", "two")]
 
 
 def test_discover_some_skips_links_hidden_and_foreign_names(root: Path) -> None:

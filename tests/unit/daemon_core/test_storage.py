@@ -49,10 +49,9 @@ def test_non_utf8_name_is_skipped_with_a_warning(
 
 
 def test_same_id_in_two_roots_first_root_wins(
-    add_session: Callable[..., Path], root: Path, tmp_path: Path
+    add_session: Callable[..., Path], root: Path, second_root: Path, tmp_path: Path
 ) -> None:
-    second = tmp_path / "second"
-    second.mkdir()
+    second = second_root
     add_session("same")
     add_session("same", into=second)
     found, duplicates = storage.discover([root, second, tmp_path / "missing"])
