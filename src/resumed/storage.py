@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from resumed.session.reading import read_up_to
+
 _log = logging.getLogger(__name__)
 
 SESSION_SUFFIX = ".session"
@@ -274,20 +276,12 @@ def _read_bounded(fd: int, limit: int, what: Path, size_hint: int = 1 << 20) -> 
     """Read ``fd`` to its end; more than ``limit`` bytes raise SessionTooLargeError.
 
     ``size_hint`` (the size ``fstat`` gave, plus one to see the end) sizes the
-    first read: a 1 MiB buffer for every small session file costs an mmap each.
+    first read (see :func:`read_up_to`).
     """
-    chunks: list[bytes] = []
-    total = 0
-    step = max(1, min(1 << 20, size_hint))
-    while True:
-        chunk = os.read(fd, min(step, limit + 1 - total))
-        step = 1 << 20
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-        total += len(chunk)
-        if total > limit:
-            raise SessionTooLargeError(f"{what}: larger than max_session_bytes ({limit})")
+    data = read_up_to(fd, limit + 1, size_hint)
+    if len(data) > limit:
+        raise SessionTooLargeError(f"{what}: larger than max_session_bytes ({limit})")
+    return data
 
 
 def _open_regular(name: str, dir_fd: int, where: Path) -> tuple[int, os.stat_result]:

@@ -22,11 +22,14 @@ from resumed.session.envelope import iter_gunzip
 from resumed.session.errors import BrokenReferenceToExternalFile, CorruptedSessionError
 from resumed.session.formats import read_flat_records, read_record
 from resumed.session.model import IOLogRecord, records_from_flat
+from resumed.session.reading import read_up_to
 
 logger = logging.getLogger(__name__)
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+#: The first read of an io-log (most are small; asking for more allocates it all).
+_FIRST_READ = 64 * 1024
 
 
 def relative_parts(filename: str, location: str) -> list[str]:
@@ -105,7 +108,7 @@ def iter_io_log(filename: str, location: str | None, max_bytes: int) -> Iterator
     fd = _open_inside(filename, location)
     try:
         try:
-            compressed = _read_at_most(fd, max_bytes + 1)
+            compressed = read_up_to(fd, max_bytes + 1, _FIRST_READ)
         finally:
             os.close(fd)
     except OSError as exc:
@@ -117,23 +120,6 @@ def iter_io_log(filename: str, location: str | None, max_bytes: int) -> Iterator
     return _records(
         filename, iter_gunzip(compressed, max_bytes, f"Cannot decompress io-log {filename!r}")
     )
-
-
-#: Bytes asked for by one ``read`` (asking for more allocates them all first).
-_READ_CHUNK = 64 * 1024
-
-
-def _read_at_most(fd: int, limit: int) -> bytes:
-    """The bytes of ``fd`` up to its end or to ``limit`` bytes, whichever is first."""
-    chunks = []
-    left = limit
-    while left > 0:
-        chunk = os.read(fd, min(left, _READ_CHUNK))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
 
 
 #: A line holding one record of the usual shape and nothing that could join it
