@@ -73,6 +73,11 @@ class ResumeDiscardQualifier:
         """True when ``job`` is to be discarded."""
         return job.id not in self.retain_id_set
 
+    def discarded_ids(self, jobs: Mapping[str, Any]) -> list[str]:
+        """The ids of ``jobs`` (keyed by id, in order) that :meth:`get_simple_match` selects."""
+        retain = self.retain_id_set
+        return [job_id for job_id in jobs if job_id not in retain]
+
 
 def _unknown_jobs_error(prefix: str, job_ids: Sequence[str]) -> CorruptedSessionError:
     """``unknown-jobs``, naming Checkbox's built-in provider when its jobs are missing."""
@@ -661,9 +666,7 @@ class SessionResumeHelper:
         run.run()
         mandatory, desired = run.job_lists()
         run_list, run_ids = run.solve()
-        retain = run.retained_ids(run_ids)
-        # ResumeDiscardQualifier(retain).get_simple_match(job) for each job (keyed by its id).
-        discarded = [job_id for job_id in run.jobs if job_id not in retain]
+        discarded = ResumeDiscardQualifier(run.retained_ids(run_ids)).discarded_ids(run.jobs)
         for job_id in discarded:
             del run.jobs[job_id]
             del run.states[job_id]

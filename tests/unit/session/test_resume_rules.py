@@ -310,6 +310,9 @@ def test_discard_qualifier_designates_jobs_outside_the_retain_set(units: list[An
         q("gen-{n}"),
         q("b"),
     ]
+    by_id = {u.id: u for u in units}
+    assert qualifier.discarded_ids(by_id) == [i for i, u in by_id.items()
+                                              if qualifier.get_simple_match(u)]
 
 
 def test_same_job_twice_with_different_content_is_incompatible_job(
