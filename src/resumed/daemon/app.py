@@ -212,11 +212,9 @@ class Daemon:
         self._worker: threading.Thread | None = None
         self._snapshot: Snapshot | None = None
         self._publishing = False
-        #: The snapshot the main loop is publishing batch by batch, its plan, and what
-        #: the adapter was given so far.
+        #: The snapshot the main loop is publishing batch by batch, and its plan.
         self._target: Snapshot | None = None
         self._plan: PublishPlan | None = None
-        self._published: dict[str, SessionRecord] = {}
         self._loop = GLib.MainLoop()
         self._connection: Gio.DBusConnection | None = None
         self._owns_name = False
@@ -276,9 +274,8 @@ class Daemon:
         self.adapter.export()
         self.adapter.set_configuration(self.config.session_roots, self.provider_dirs)
         # Nobody can address the daemon before it owns its name: no per-session signals.
-        sessions, discarded = self.registry.list_sessions(), self.registry.list_discarded()
-        self.adapter.publish(sessions, discarded, announce=False)
-        self._published = {record.id: record for record in sessions}
+        self.adapter.publish(self.registry.list_sessions(), self.registry.list_discarded(),
+                             announce=False)
         try:
             request_name(connection, names.BUS_NAME)
             self._owns_name = True
@@ -442,15 +439,13 @@ class Daemon:
             return True
         sessions, discarded, state, status, ready = snapshot
         if self._plan is None or self._plan.target is not sessions:
-            self._plan = PublishPlan(sessions, self._published)
+            self._plan = PublishPlan(sessions, self.adapter.records)
         records = self._plan.step(PUBLISH_BATCH)
         if records is not None:
             self.adapter.add_or_update(records)
-            self._published.update((record.id, record) for record in records)
             return False
         self._plan = None
         self.adapter.publish(sessions, discarded)
-        self._published = {record.id: record for record in sessions}
         if state is not None and self.adapter.state != "reloading":
             self._set_state(state)
         if ready:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -285,6 +285,22 @@ class _Published:
     registration: int
 
 
+class PublishedRecords(Mapping[str, SessionRecord]):
+    """The records of the exported sessions, by session id (a read-only view)."""
+
+    def __init__(self, sessions: dict[str, _Published]) -> None:
+        self._sessions = sessions
+
+    def __getitem__(self, session_id: str) -> SessionRecord:
+        return self._sessions[session_id].record
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sessions)
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+
 class BusAdapter:
     """Exports ``/org/resumed/Resume1`` and one object per published session."""
 
@@ -329,6 +345,11 @@ class BusAdapter:
         for registration in self._root_registrations:
             self._connection.unregister_object(registration)
         self._root_registrations.clear()
+
+    @property
+    def records(self) -> PublishedRecords:
+        """The records of the sessions exported now (a live view)."""
+        return PublishedRecords(self._sessions)
 
     # -- manager properties --------------------------------------------------
 
